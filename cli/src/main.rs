@@ -1,0 +1,108 @@
+//! `zapfn`: run the embedded system, manage API keys, replay and simulate webhooks.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use zapfn::replay::{self, CustomerInput};
+use zapfn_runtime::config::SANDBOX_APP_SECRET;
+use zapfn_runtime::{auth, logging, Config, Context};
+
+#[derive(Parser)]
+#[command(name = "zapfn", version, about = "WhatsApp Cloud API backend: serverless functions, embedded mode")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run every function in one process (state in ./.zapfn, Graph API sandbox unless WA_ACCESS_TOKEN is set).
+    Dev,
+    /// Manage API keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Sign webhook payload files with the app secret and POST them, as Meta would.
+    Replay {
+        files: Vec<PathBuf>,
+        #[arg(long, default_value = "http://127.0.0.1:8080/webhook")]
+        url: String,
+        #[arg(long, env = "WA_APP_SECRET", default_value = SANDBOX_APP_SECRET, hide_env_values = true)]
+        secret: String,
+    },
+    /// Play a customer: send a signed inbound message webhook.
+    Simulate {
+        /// Text the customer sends.
+        #[arg(long, conflicts_with_all = ["button", "list"])]
+        text: Option<String>,
+        /// Reply-button id the customer taps (title = id unless --title).
+        #[arg(long)]
+        button: Option<String>,
+        /// List-row id the customer picks.
+        #[arg(long)]
+        list: Option<String>,
+        #[arg(long)]
+        title: Option<String>,
+        #[arg(long, default_value = "5511999990000")]
+        from: String,
+        #[arg(long, default_value = "Maria Silva")]
+        name: String,
+        #[arg(long, env = "WA_PHONE_NUMBER_ID", default_value = "106540352242922")]
+        phone_number_id: String,
+        #[arg(long, default_value = "http://127.0.0.1:8080/webhook")]
+        url: String,
+        #[arg(long, env = "WA_APP_SECRET", default_value = SANDBOX_APP_SECRET, hide_env_values = true)]
+        secret: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create an API key; it is printed once and stored only as a hash.
+    Create {
+        #[arg(long, default_value = "default")]
+        name: String,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Dev => {
+            logging::init();
+            zapfn::dev::run(Config::from_env()?).await
+        }
+        Command::Keys { command: KeysCommand::Create { name } } => {
+            let context = Context::open(Config::from_env()?)?;
+            let key = auth::generate_key();
+            context.store.put_api_key(&name, &auth::hash_key(&context.config.key_pepper, &key)).await?;
+            println!("{key}");
+            eprintln!("stored key {name:?} in {} (shown once; keep it secret)", context.config.database_path().display());
+            Ok(())
+        }
+        Command::Replay { files, url, secret } => {
+            anyhow::ensure!(!files.is_empty(), "name at least one payload file");
+            let mut failed = 0;
+            for (file, status) in replay::replay_files(&files, &url, &secret).await? {
+                println!("{status} {file}");
+                failed += usize::from(status != 200);
+            }
+            anyhow::ensure!(failed == 0, "{failed} payload(s) were not answered 200");
+            Ok(())
+        }
+        Command::Simulate { text, button, list, title, from, name, phone_number_id, url, secret } => {
+            let input = match (text, button, list) {
+                (_, Some(id), _) => CustomerInput::ButtonReply { title: title.unwrap_or_else(|| id.clone()), id },
+                (_, _, Some(id)) => CustomerInput::ListReply { title: title.unwrap_or_else(|| id.clone()), id },
+                (Some(text), _, _) => CustomerInput::Text(text),
+                _ => CustomerInput::Text("hi".into()),
+            };
+            let (wamid, status) = replay::simulate(&url, &secret, &phone_number_id, &from, &name, input).await?;
+            println!("{status} {wamid}");
+            anyhow::ensure!(status == 200, "the webhook answered {status}");
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! The dispatch function: the queue worker that sends queued messages to the
+//! Graph API within Meta's limits.
+//!
+//! - per business number at most `WA_RATE_LIMIT` sends per second;
+//! - per recipient one at a time, in order (the queue's ordering key), and
+//!   within Meta's pair limit (a burst, then one per 6 s);
+//! - transient failures (5xx, timeouts, 130429, 131056) retried with
+//!   exponential backoff and jitter; permanent ones recorded, never retried;
+//! - a message that already has a wamid is never sent again.
+
+mod limiter;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::Rng;
+use serde_json::json;
+use zapfn_runtime::{Config, Context, Function, Subscription};
+use zapfn_store::{topics, Delivery, DispatchTask, Settlement, Store};
+use zapfn_whatsapp::errors::ErrorClass;
+use zapfn_whatsapp::graph::{CallError, GraphClient};
+
+pub use limiter::Buckets;
+
+/// Longest a send waits in-process for its number's rate slot before yielding.
+const MAX_INLINE_WAIT: Duration = Duration::from_secs(2);
+
+/// The dispatcher's state: client, limits and retry policy.
+pub struct Dispatcher {
+    store: Arc<dyn Store>,
+    graph: GraphClient,
+    per_number: Buckets,
+    per_recipient: Buckets,
+    max_attempts: u32,
+    retry_base: Duration,
+}
+
+/// The dispatch function.
+pub fn function(context: &Context) -> Function {
+    let dispatcher = Arc::new(Dispatcher::new(context));
+    let concurrency = (context.config.rate_limit as usize).clamp(8, 256);
+    Function::events(
+        "dispatch",
+        vec![Subscription::new(topics::DISPATCH, concurrency, move |delivery| {
+            let dispatcher = dispatcher.clone();
+            async move { dispatcher.handle(&delivery).await }
+        })],
+    )
+}
+
+impl Dispatcher {
+    /// A dispatcher configured from the context.
+    pub fn new(context: &Context) -> Dispatcher {
+        let config: &Config = &context.config;
+        Dispatcher {
+            store: context.store.clone(),
+            graph: context.graph.clone(),
+            per_number: Buckets::new(config.rate_limit, Duration::from_secs(1) / config.rate_limit),
+            per_recipient: Buckets::new(config.pair_burst, config.pair_interval),
+            max_attempts: config.max_attempts,
+            retry_base: config.retry_base,
+        }
+    }
+
+    /// Sends one queued message; the settlement tells the queue what to do next.
+    pub async fn handle(&self, delivery: &Delivery) -> Settlement {
+        let task: DispatchTask = match serde_json::from_value(delivery.payload.clone()) {
+            Ok(task) => task,
+            Err(error) => return Settlement::DeadLetter { error: format!("not a dispatch task: {error}") },
+        };
+        let message = match self.store.outbound(&task.message_id).await {
+            Ok(Some(message)) => message,
+            Ok(None) => {
+                tracing::warn!(message_id = %task.message_id, "dispatch task for an unknown message");
+                return Settlement::Ack;
+            }
+            Err(error) => return self.retry(delivery, error.to_string()),
+        };
+        if message.wamid.is_some() || message.status != "queued" {
+            tracing::info!(message_id = %message.id, status = %message.status, "already dispatched; not sending again");
+            return Settlement::Ack;
+        }
+        let recipient_key = message.to.as_ref().map(|to| format!("{}:{to}", message.phone_number_id));
+        if let Some(key) = &recipient_key {
+            if let Err(wait) = self.per_recipient.try_take(key) {
+                return Settlement::Defer { after: wait };
+            }
+        }
+        let wait = self.per_number.reserve(&message.phone_number_id);
+        if wait > MAX_INLINE_WAIT {
+            return Settlement::Defer { after: wait };
+        }
+        tokio::time::sleep(wait).await;
+        match self.graph.send_message(&message.phone_number_id, &message.body).await {
+            Ok(answer) => self.record_sent(&message.id, answer.wamid(), delivery).await,
+            Err(error) => self.failed(&message.id, recipient_key.as_deref(), error, delivery).await,
+        }
+    }
+
+    async fn record_sent(&self, id: &str, wamid: Option<&str>, delivery: &Delivery) -> Settlement {
+        // Meta has the message now: try hard to record it, since a retry of the task would send it twice.
+        for pause in [0, 50, 200, 1000] {
+            tokio::time::sleep(Duration::from_millis(pause)).await;
+            match self.store.record_sent(id, wamid).await {
+                Ok(()) => return Settlement::Ack,
+                Err(error) => tracing::error!(message_id = id, wamid, %error, "sent but not recorded yet"),
+            }
+        }
+        tracing::error!(message_id = id, wamid, "sent but could not record the wamid; a retry may send it twice");
+        self.retry(delivery, "could not record the wamid".into())
+    }
+
+    async fn failed(&self, id: &str, recipient_key: Option<&str>, error: CallError, delivery: &Delivery) -> Settlement {
+        let record = error_record(&error, delivery.attempt);
+        let class = error.class();
+        let last_attempt = delivery.attempt >= self.max_attempts;
+        let terminal = class == ErrorClass::Permanent || last_attempt;
+        tracing::warn!(message_id = id, code = error.code(), attempt = delivery.attempt, terminal, %error, "send failed");
+        if let Err(store_error) = self.store.record_send_error(id, record, terminal).await {
+            return self.retry(delivery, store_error.to_string());
+        }
+        match class {
+            _ if terminal && class == ErrorClass::Permanent => Settlement::Ack,
+            _ if terminal => Settlement::DeadLetter { error: format!("gave up after {} attempts: {error}", delivery.attempt) },
+            ErrorClass::PairRateLimit => {
+                // Meta: wait 4^n seconds before the next message to this user.
+                let wait = Duration::from_secs(4u64.saturating_pow(delivery.attempt.saturating_sub(1)));
+                if let Some(key) = recipient_key {
+                    self.per_recipient.penalize(key, wait);
+                }
+                Settlement::Retry { after: wait.max(self.backoff(delivery.attempt)), error: error.to_string() }
+            }
+            _ => self.retry(delivery, error.to_string()),
+        }
+    }
+
+    fn retry(&self, delivery: &Delivery, error: String) -> Settlement {
+        Settlement::Retry { after: self.backoff(delivery.attempt), error }
+    }
+
+    /// Exponential backoff with jitter: base·2^(attempt-1), scaled by a random 50–100 %.
+    fn backoff(&self, attempt: u32) -> Duration {
+        let exponential = self.retry_base.saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
+        exponential.mul_f64(rand::thread_rng().gen_range(0.5..=1.0)).min(Duration::from_secs(120))
+    }
+}
+
+/// What a failed attempt leaves on the message: Meta's error, or the transport failure.
+fn error_record(error: &CallError, attempt: u32) -> serde_json::Value {
+    match error {
+        CallError::Api { http_status, error } => json!({
+            "code": error.code,
+            "title": error.title.clone().unwrap_or_else(|| error.message.clone()),
+            "message": error.message,
+            "error_data": error.error_data,
+            "http_status": http_status,
+            "attempt": attempt,
+        }),
+        other => json!({ "code": 0, "title": other.to_string(), "message": other.to_string(), "attempt": attempt }),
+    }
+}

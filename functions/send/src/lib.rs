@@ -1,0 +1,120 @@
+//! The send function, zapfn's API gateway: `POST /v1/{phone_number_id}/messages`
+//! takes Meta's own send body, validates it, checks the 24-hour window, stores
+//! it as `queued` with its dispatch task and answers 202. It also serves the
+//! read API (`/v1/messages`, `/v1/conversations`). Every route needs an API key.
+
+mod errors;
+mod read;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{middleware, Json, Router};
+use serde_json::{json, Value};
+use zapfn_runtime::auth::require_api_key;
+use zapfn_runtime::{Context, Function};
+use zapfn_store::NewOutbound;
+use zapfn_whatsapp::send;
+
+pub use errors::MetaError;
+
+/// The customer-service window: free-form messages only within 24 h of the customer's last message.
+pub const SERVICE_WINDOW_SECONDS: i64 = 24 * 60 * 60;
+
+/// Largest send body accepted (Meta's own bodies are far smaller).
+const MAX_SEND_BODY: usize = 256 * 1024;
+
+/// The send function.
+pub fn function(context: &Context) -> Function {
+    Function::http("send", router(context.clone()))
+}
+
+/// All `/v1` routes behind API-key auth.
+pub fn router(context: Context) -> Router {
+    Router::new()
+        .route("/v1/{phone_number_id}/messages", post(send_message))
+        .route("/v1/messages/{id}", get(read::message))
+        .route("/v1/conversations", get(read::conversations))
+        .route("/v1/conversations/{id}", get(read::conversation))
+        .route("/v1/conversations/{id}/messages", get(read::conversation_messages))
+        .layer(DefaultBodyLimit::max(MAX_SEND_BODY))
+        .route_layer(middleware::from_fn_with_state(context.clone(), require_api_key))
+        .with_state(context)
+}
+
+/// Validates, checks the window, stores and queues one send.
+async fn send_message(
+    State(context): State<Context>,
+    Path(phone_number_id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, MetaError> {
+    if phone_number_id.is_empty() || !phone_number_id.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(MetaError::invalid("phone_number_id", "must be the numeric id of your business number"));
+    }
+    let body: Value = serde_json::from_slice(&body)
+        .map_err(|e| MetaError::new(StatusCode::BAD_REQUEST, 100, "body", format!("request body is not JSON: {e}")))?;
+    let request = send::validate(&body).map_err(MetaError::from)?;
+    let group = body.get("recipient_type").and_then(Value::as_str) == Some("group");
+    if request.needs_service_window && !group {
+        if let Some(to) = &request.to {
+            ensure_window_open(&context, &phone_number_id, to).await?;
+        }
+    }
+    let idempotency_key = headers
+        .get("idempotency-key")
+        .map(|value| value.to_str().map(str::to_owned))
+        .transpose()
+        .map_err(|_| MetaError::invalid("Idempotency-Key", "must be visible ASCII"))?;
+    let enqueued = context
+        .store
+        .enqueue_send(NewOutbound {
+            phone_number_id,
+            to: request.to.clone(),
+            message_type: request.message_type.clone(),
+            preview: request.preview.clone(),
+            context_message_id: request.context_message_id.clone(),
+            body,
+            idempotency_key,
+        })
+        .await
+        .map_err(MetaError::from)?;
+    let contacts = request.to.as_ref().map(|to| {
+        json!([{ "input": to, "wa_id": to.chars().filter(char::is_ascii_digit).collect::<String>() }])
+    });
+    let answer = json!({
+        "messaging_product": "whatsapp",
+        "id": enqueued.id,
+        "status": enqueued.status,
+        "contacts": contacts.unwrap_or_else(|| json!([])),
+        "messages": [{ "id": enqueued.id, "message_status": enqueued.status }],
+    });
+    let mut response = (StatusCode::ACCEPTED, Json(answer)).into_response();
+    if !enqueued.created {
+        response.headers_mut().insert("idempotent-replayed", axum::http::HeaderValue::from_static("true"));
+    }
+    Ok(response)
+}
+
+/// 422 unless the customer wrote within the last 24 hours.
+async fn ensure_window_open(context: &Context, phone_number_id: &str, to: &str) -> Result<(), MetaError> {
+    let last = context.store.last_inbound_at(phone_number_id, to).await.map_err(MetaError::from)?;
+    let now = chrono::Utc::now().timestamp();
+    match last {
+        Some(at) if now - at < SERVICE_WINDOW_SECONDS => Ok(()),
+        _ => Err(MetaError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            131047,
+            "to",
+            match last {
+                Some(_) => "more than 24 hours have passed since the customer last replied: \
+                            the customer-service window is closed, send a template message instead",
+                None => "the customer has not messaged this number: outside the customer-service window \
+                         only template messages can be sent, send a template message instead",
+            }
+            .to_owned(),
+        )),
+    }
+}

@@ -1,0 +1,88 @@
+//! The text function: the first event handler. It answers inbound text,
+//! interactive replies and template quick replies with configurable
+//! auto-replies, sent through the same queue as the send API.
+
+pub mod rules;
+
+use std::sync::Arc;
+
+use serde_json::Value;
+use zapfn_runtime::{Context, Function, Subscription};
+use zapfn_store::{topics, Delivery, MessageEvent, NewOutbound, Settlement, Store};
+
+pub use rules::{Input, Rules};
+
+/// The text function, with rules from `ZAPFN_RULES` or the built-in menu.
+pub fn function(context: &Context) -> Function {
+    let rules = match &context.config.rules_path {
+        Some(path) => Rules::load(path).unwrap_or_else(|error| {
+            tracing::error!(%error, "auto-reply rules not loaded; auto-replies are off");
+            Rules { rules: Vec::new(), fallback: None }
+        }),
+        None => Rules::builtin(),
+    };
+    with_rules(context, rules)
+}
+
+/// The text function with explicit rules.
+pub fn with_rules(context: &Context, rules: Rules) -> Function {
+    let (store, rules) = (context.store.clone(), Arc::new(rules));
+    let retry_base = context.config.retry_base;
+    Function::events(
+        "text",
+        vec![Subscription::new(topics::MESSAGES, 32, move |delivery| {
+            let (store, rules) = (store.clone(), rules.clone());
+            async move {
+                match handle(store.as_ref(), &rules, &delivery).await {
+                    Ok(()) => Settlement::Ack,
+                    Err(error) => Settlement::Retry { after: retry_base * delivery.attempt, error },
+                }
+            }
+        })],
+    )
+}
+
+/// Replies to one inbound message if a rule matches. Idempotent: the reply's
+/// idempotency key is derived from the inbound wamid.
+pub async fn handle(store: &dyn Store, rules: &Rules, delivery: &Delivery) -> Result<(), String> {
+    let event: MessageEvent = serde_json::from_value(delivery.payload.clone()).map_err(|e| e.to_string())?;
+    if !matches!(event.message_type.as_str(), "text" | "interactive" | "button") {
+        return Ok(());
+    }
+    let Some(message) = store.message(&event.message_id).await.map_err(|e| e.to_string())? else {
+        return Ok(());
+    };
+    let Some(input) = input_of(message.raw.as_ref().unwrap_or(&Value::Null), message.text.as_deref()) else {
+        return Ok(());
+    };
+    let Some(body) = rules.reply(&input, &event.from) else {
+        return Ok(());
+    };
+    let wamid = message.wamid.clone().unwrap_or_else(|| message.id.clone());
+    store
+        .enqueue_send(NewOutbound {
+            phone_number_id: event.phone_number_id,
+            to: Some(event.from),
+            message_type: body["type"].as_str().unwrap_or("text").to_owned(),
+            preview: body.pointer("/text/body").or_else(|| body.pointer("/interactive/body/text")).and_then(Value::as_str).map(str::to_owned),
+            context_message_id: None,
+            body,
+            idempotency_key: Some(format!("auto-reply:{wamid}")),
+        })
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// The rule input of an inbound message: a reply id for interactive/button replies, else its text.
+fn input_of(raw: &Value, text: Option<&str>) -> Option<Input> {
+    let reply_id = raw
+        .pointer("/interactive/button_reply/id")
+        .or_else(|| raw.pointer("/interactive/list_reply/id"))
+        .or_else(|| raw.pointer("/button/payload"))
+        .and_then(Value::as_str);
+    match reply_id {
+        Some(id) => Some(Input::ReplyId(id.to_owned())),
+        None => text.map(|t| Input::Text(t.to_owned())),
+    }
+}

@@ -1,0 +1,100 @@
+//! The webhook function: Meta's GET verification and signed POST notifications.
+//! A POST is answered 200 only after its content is durably stored; everything
+//! else (status updates, replies, media) happens from the stored events.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use serde::Deserialize;
+use zapfn_runtime::{Context, Function, Problem};
+use zapfn_whatsapp::{signature, webhook};
+
+/// Meta's largest webhook payload.
+pub const MAX_BODY: usize = 3 * 1024 * 1024;
+
+/// The webhook function.
+pub fn function(context: &Context) -> Function {
+    Function::http("webhook", router(context.clone()))
+}
+
+/// `GET /webhook` and `POST /webhook`.
+pub fn router(context: Context) -> Router {
+    Router::new()
+        .route("/webhook", get(verify).post(receive))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(context)
+}
+
+/// Query of Meta's verification request.
+#[derive(Deserialize)]
+pub struct Verification {
+    #[serde(rename = "hub.mode")]
+    mode: Option<String>,
+    #[serde(rename = "hub.verify_token")]
+    verify_token: Option<String>,
+    #[serde(rename = "hub.challenge")]
+    challenge: Option<String>,
+}
+
+/// Echoes `hub.challenge` when the mode is `subscribe` and the token matches.
+async fn verify(State(context): State<Context>, Query(query): Query<Verification>) -> Response {
+    let token_matches = query.verify_token.as_deref().is_some_and(|token| {
+        constant_time_eq(token.as_bytes(), context.config.verify_token.as_bytes())
+    });
+    match (query.mode.as_deref(), token_matches, query.challenge) {
+        (Some("subscribe"), true, Some(challenge)) => {
+            tracing::info!("webhook verified by Meta");
+            (StatusCode::OK, challenge).into_response()
+        }
+        (mode, matches, _) => {
+            tracing::warn!(mode, token_matches = matches, "webhook verification refused: check WA_VERIFY_TOKEN");
+            Problem::new(StatusCode::FORBIDDEN, "verification refused: hub.mode must be subscribe and hub.verify_token must match WA_VERIFY_TOKEN").into_response()
+        }
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Checks the signature, parses, stores; 200 only once stored.
+async fn receive(State(context): State<Context>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => {
+            let status = rejection.status();
+            let detail = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                format!("webhook bodies are limited to {MAX_BODY} bytes")
+            } else {
+                rejection.body_text()
+            };
+            return Problem::new(status, detail).into_response();
+        }
+    };
+    let header = headers.get("x-hub-signature-256").map(|value| value.as_bytes());
+    if let Err(error) = signature::verify(context.config.app_secret.as_bytes(), &body, header) {
+        tracing::warn!(%error, "webhook refused: bad signature (check WA_APP_SECRET)");
+        return Problem::new(StatusCode::UNAUTHORIZED, error.to_string()).into_response();
+    }
+    let notification = match webhook::parse(&body) {
+        Ok(notification) => notification,
+        Err(error) => return Problem::new(StatusCode::BAD_REQUEST, error.to_string()).into_response(),
+    };
+    if notification.messages.is_empty() && notification.statuses.is_empty() && notification.events.is_empty() {
+        return StatusCode::OK.into_response();
+    }
+    match context.store.ingest(notification).await {
+        Ok(report) => {
+            tracing::debug!(?report, "webhook stored");
+            StatusCode::OK.into_response()
+        }
+        Err(error) => {
+            tracing::error!(%error, "webhook not stored; Meta will redeliver");
+            Problem::new(StatusCode::SERVICE_UNAVAILABLE, "not stored; retry later").into_response()
+        }
+    }
+}

@@ -1,0 +1,180 @@
+//! Configuration from the environment (documented in the README).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Settings shared by every function.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Listen port (`PORT`, default 8080).
+    pub port: u16,
+    /// Listen host (`ZAPFN_HOST`, default 127.0.0.1).
+    pub host: String,
+    /// Where embedded state lives (`ZAPFN_DATA_DIR`, default `./.zapfn`).
+    pub data_dir: PathBuf,
+    /// Meta app secret for `X-Hub-Signature-256` (`WA_APP_SECRET`).
+    pub app_secret: String,
+    /// Token Meta echoes in the GET verification (`WA_VERIFY_TOKEN`).
+    pub verify_token: String,
+    /// Graph API token (`WA_ACCESS_TOKEN`); unset selects the built-in sandbox.
+    pub access_token: Option<String>,
+    /// Default business number (`WA_PHONE_NUMBER_ID`).
+    pub phone_number_id: Option<String>,
+    /// Graph API base URL (`WA_GRAPH_URL`; the sandbox on this server when unset in sandbox mode).
+    pub graph_url: String,
+    /// Graph API version (`WA_API_VERSION`, default v23.0).
+    pub api_version: String,
+    /// Graph API request timeout (`ZAPFN_GRAPH_TIMEOUT_MS`, default 10 s).
+    pub graph_timeout: Duration,
+    /// Sends per second per business number (`WA_RATE_LIMIT`, default 80).
+    pub rate_limit: u32,
+    /// Messages per recipient in a burst, and the steady interval (`WA_PAIR_BURST`, default 45;
+    /// `WA_PAIR_INTERVAL_MS`, default 6000): Meta's pair rate limit.
+    pub pair_burst: u32,
+    pub pair_interval: Duration,
+    /// Attempts per event or send before giving up (`ZAPFN_MAX_ATTEMPTS`, default 5).
+    pub max_attempts: u32,
+    /// Age after which retries stop (`ZAPFN_MAX_RETRY_SECONDS`, default 300).
+    pub max_retry_age: Duration,
+    /// First retry delay; doubles each attempt (`ZAPFN_RETRY_BASE_MS`, default 1000).
+    pub retry_base: Duration,
+    /// Bootstrap API key (`ZAPFN_API_KEY`).
+    pub bootstrap_api_key: Option<String>,
+    /// Server-side pepper mixed into API key hashes (`ZAPFN_KEY_PEPPER`).
+    pub key_pepper: String,
+    /// Auto-reply rules file (`ZAPFN_RULES`); the built-in menu when unset.
+    pub rules_path: Option<PathBuf>,
+    /// `fsync` on every commit (`ZAPFN_SQLITE_SYNC=full`); default survives process crashes only.
+    pub sqlite_full_sync: bool,
+}
+
+/// Secret used to sign sandbox webhooks when `WA_APP_SECRET` is unset in sandbox mode.
+pub const SANDBOX_APP_SECRET: &str = "zapfn-sandbox-secret";
+/// Verify token used in sandbox mode when `WA_VERIFY_TOKEN` is unset.
+pub const SANDBOX_VERIFY_TOKEN: &str = "zapfn-sandbox-verify";
+
+/// A configuration value that could not be used.
+#[derive(Debug, thiserror::Error)]
+#[error("{name}: {problem}")]
+pub struct ConfigError {
+    pub name: &'static str,
+    pub problem: String,
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Config::from_lookup(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+    }
+
+    /// Reads settings through `lookup` (the environment, or a map in tests).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let number = |name: &'static str, default: u64| -> Result<u64, ConfigError> {
+            match lookup(name) {
+                None => Ok(default),
+                Some(text) => text
+                    .trim()
+                    .parse()
+                    .map_err(|_| ConfigError { name, problem: format!("{text:?} is not a whole number") }),
+            }
+        };
+        let port = number("PORT", 8080)?;
+        let port = u16::try_from(port).map_err(|_| ConfigError { name: "PORT", problem: format!("{port} is not a port") })?;
+        let access_token = lookup("WA_ACCESS_TOKEN");
+        let sandbox = access_token.is_none();
+        let app_secret = match (lookup("WA_APP_SECRET"), sandbox) {
+            (Some(secret), _) => secret,
+            (None, true) => SANDBOX_APP_SECRET.to_owned(),
+            (None, false) => {
+                return Err(ConfigError {
+                    name: "WA_APP_SECRET",
+                    problem: "required when WA_ACCESS_TOKEN is set (webhooks must be signed)".into(),
+                })
+            }
+        };
+        let verify_token = match (lookup("WA_VERIFY_TOKEN"), sandbox) {
+            (Some(token), _) => token,
+            (None, true) => SANDBOX_VERIFY_TOKEN.to_owned(),
+            (None, false) => {
+                return Err(ConfigError { name: "WA_VERIFY_TOKEN", problem: "required when WA_ACCESS_TOKEN is set".into() })
+            }
+        };
+        let rate_limit = number("WA_RATE_LIMIT", 80)?;
+        if rate_limit == 0 {
+            return Err(ConfigError { name: "WA_RATE_LIMIT", problem: "must be at least 1".into() });
+        }
+        let host = lookup("ZAPFN_HOST").unwrap_or_else(|| "127.0.0.1".into());
+        let graph_url = lookup("WA_GRAPH_URL").unwrap_or_else(|| {
+            if sandbox {
+                format!("http://127.0.0.1:{port}/graph")
+            } else {
+                "https://graph.facebook.com".into()
+            }
+        });
+        Ok(Config {
+            port,
+            host,
+            data_dir: lookup("ZAPFN_DATA_DIR").unwrap_or_else(|| ".zapfn".into()).into(),
+            app_secret,
+            verify_token,
+            access_token,
+            phone_number_id: lookup("WA_PHONE_NUMBER_ID"),
+            graph_url,
+            api_version: lookup("WA_API_VERSION").unwrap_or_else(|| "v23.0".into()),
+            graph_timeout: Duration::from_millis(number("ZAPFN_GRAPH_TIMEOUT_MS", 10_000)?),
+            rate_limit: rate_limit as u32,
+            pair_burst: number("WA_PAIR_BURST", 45)?.max(1) as u32,
+            pair_interval: Duration::from_millis(number("WA_PAIR_INTERVAL_MS", 6_000)?),
+            max_attempts: number("ZAPFN_MAX_ATTEMPTS", 5)?.max(1) as u32,
+            max_retry_age: Duration::from_secs(number("ZAPFN_MAX_RETRY_SECONDS", 300)?),
+            retry_base: Duration::from_millis(number("ZAPFN_RETRY_BASE_MS", 1_000)?),
+            bootstrap_api_key: lookup("ZAPFN_API_KEY"),
+            key_pepper: lookup("ZAPFN_KEY_PEPPER").unwrap_or_default(),
+            rules_path: lookup("ZAPFN_RULES").map(PathBuf::from),
+            sqlite_full_sync: lookup("ZAPFN_SQLITE_SYNC").is_some_and(|v| v.eq_ignore_ascii_case("full")),
+        })
+    }
+
+    /// True when sends go to the built-in Graph API sandbox.
+    pub fn sandbox(&self) -> bool {
+        self.access_token.is_none()
+    }
+
+    /// The address to listen on.
+    pub fn listen_addr(&self) -> SocketAddr {
+        format!("{}:{}", self.host, self.port)
+            .parse()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], self.port)))
+    }
+
+    /// The SQLite database file.
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir.join("zapfn.db")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn sandbox_by_default_and_live_needs_secrets() {
+        let sandbox = config(&[("PORT", "9000")]).unwrap();
+        assert!(sandbox.sandbox());
+        assert_eq!(sandbox.graph_url, "http://127.0.0.1:9000/graph");
+        assert_eq!(sandbox.rate_limit, 80);
+        let error = config(&[("WA_ACCESS_TOKEN", "EAAG")]).unwrap_err();
+        assert_eq!(error.name, "WA_APP_SECRET");
+        let live = config(&[("WA_ACCESS_TOKEN", "EAAG"), ("WA_APP_SECRET", "s"), ("WA_VERIFY_TOKEN", "v")]).unwrap();
+        assert_eq!(live.graph_url, "https://graph.facebook.com");
+        assert!(config(&[("PORT", "http")]).is_err());
+        assert!(config(&[("WA_RATE_LIMIT", "0")]).is_err());
+    }
+}

@@ -1,0 +1,96 @@
+//! Embedded event consumers: lease events from the store's outbox, run the
+//! subscribed handler, settle the outcome. At-least-once: an event whose handler
+//! crashed or hung is delivered again when its lease runs out.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{watch, Notify, Semaphore};
+use tokio::task::JoinSet;
+use zapfn_store::{Delivery, Store};
+
+use crate::{Context, Subscription};
+
+/// How long a delivery is reserved for one handler run.
+const LEASE: Duration = Duration::from_secs(60);
+/// Longest sleep between looks at the outbox when no commit wakes us.
+const IDLE_POLL: Duration = Duration::from_millis(200);
+
+/// Running consumers; stop them with [`Consumers::shutdown`].
+pub struct Consumers {
+    stop: watch::Sender<bool>,
+    tasks: JoinSet<()>,
+}
+
+/// Starts one consumer loop per subscription.
+pub fn start(context: &Context, subscriptions: Vec<Subscription>) -> Consumers {
+    let (stop, stopped) = watch::channel(false);
+    let mut tasks = JoinSet::new();
+    for subscription in subscriptions {
+        let store = context.store.clone();
+        let committed = context.committed.clone();
+        tasks.spawn(consume(store, committed, subscription, stopped.clone()));
+    }
+    Consumers { stop, tasks }
+}
+
+impl Consumers {
+    /// Stops leasing new events and waits up to `grace` for handlers in flight.
+    pub async fn shutdown(mut self, grace: Duration) {
+        let _ = self.stop.send(true);
+        let all = async { while self.tasks.join_next().await.is_some() {} };
+        if tokio::time::timeout(grace, all).await.is_err() {
+            tracing::warn!("event handlers still running at shutdown; their events will be redelivered");
+        }
+    }
+}
+
+async fn consume(store: Arc<dyn Store>, committed: Arc<Notify>, subscription: Subscription, mut stopped: watch::Receiver<bool>) {
+    let permits = Arc::new(Semaphore::new(subscription.concurrency));
+    let mut in_flight = JoinSet::new();
+    while !*stopped.borrow() {
+        while in_flight.try_join_next().is_some() {}
+        let free = permits.available_permits();
+        if free == 0 {
+            tokio::select! {
+                _ = in_flight.join_next() => {}
+                _ = stopped.changed() => {}
+            }
+            continue;
+        }
+        let notified = committed.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        match store.claim(subscription.topic, free, LEASE).await {
+            Ok(deliveries) if !deliveries.is_empty() => {
+                for delivery in deliveries {
+                    let Ok(permit) = permits.clone().acquire_owned().await else { return };
+                    let (store, handler) = (store.clone(), subscription.handler.clone());
+                    in_flight.spawn(async move {
+                        run_one(store.as_ref(), &handler, delivery).await;
+                        drop(permit);
+                    });
+                }
+            }
+            Ok(_) => {
+                tokio::select! {
+                    _ = &mut notified => {}
+                    _ = tokio::time::sleep(IDLE_POLL) => {}
+                    _ = stopped.changed() => {}
+                }
+            }
+            Err(error) => {
+                tracing::error!(topic = subscription.topic, %error, "could not lease events");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+    while in_flight.join_next().await.is_some() {}
+}
+
+async fn run_one(store: &dyn Store, handler: &crate::function::Handler, delivery: Delivery) {
+    let settlement = handler(delivery.clone()).await;
+    if let Err(error) = store.settle(&delivery, settlement).await {
+        tracing::error!(topic = %delivery.topic, event_id = delivery.id, %error, "could not settle event; it will be redelivered");
+    }
+}

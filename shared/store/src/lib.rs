@@ -1,0 +1,95 @@
+//! zapfn's state store: messages, statuses, conversations, API keys and the
+//! transactional outbox that feeds the event bus and task queue.
+//!
+//! [`Store`] is the seam every function codes against; [`sqlite::SqliteStore`]
+//! is the embedded implementation (one file under `./.zapfn/`, WAL, group commit).
+
+pub mod model;
+pub mod sqlite;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use zapfn_whatsapp::webhook::{Notification, StatusUpdate};
+
+pub use model::*;
+
+/// Errors from a store backend.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] rusqlite::Error),
+    #[error("stored JSON is invalid: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("the store could not take the write (shutting down or failing)")]
+    Closed,
+    /// The write or read could not be done now (disk full, I/O error, locked): retry later.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    /// The request cannot be served as asked (e.g. a cursor this API did not give out).
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Result alias for store calls.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Everything the functions need to persist and read.
+///
+/// Writes that trigger downstream work (a new inbound message, a new status, a
+/// queued send) put their event in the outbox *in the same transaction*, so an
+/// acknowledged write always gets its event, exactly once per new item.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Stores a webhook notification: messages deduplicated by wamid, statuses
+    /// by (wamid, status), raw events; publishes `messages` and `statuses` events
+    /// for the new ones only.
+    async fn ingest(&self, notification: Notification) -> Result<IngestReport>;
+
+    /// Applies one status to its message (monotonic; creates a placeholder
+    /// outbound message if the wamid is not known yet).
+    async fn apply_status(&self, status: &StatusUpdate) -> Result<()>;
+
+    /// Stores an outbound message as `queued` and its `dispatch` task; a repeated
+    /// idempotency key returns the first message instead.
+    async fn enqueue_send(&self, send: NewOutbound) -> Result<Enqueued>;
+
+    /// What the dispatcher needs to send a queued message.
+    async fn outbound(&self, id: &str) -> Result<Option<OutboundMessage>>;
+
+    /// Records the wamid Meta returned, merging statuses that arrived first.
+    async fn record_sent(&self, id: &str, wamid: Option<&str>) -> Result<()>;
+
+    /// Records a failed attempt; `terminal` marks the message `failed`.
+    async fn record_send_error(&self, id: &str, error: serde_json::Value, terminal: bool) -> Result<()>;
+
+    /// A message by zapfn id or wamid, with its status history.
+    async fn message(&self, id_or_wamid: &str) -> Result<Option<MessageView>>;
+
+    /// Conversations, most recent first.
+    async fn conversations(&self, query: ConversationQuery) -> Result<Page<Conversation>>;
+
+    /// A conversation by id.
+    async fn conversation(&self, id: &str) -> Result<Option<Conversation>>;
+
+    /// A conversation's messages, newest first.
+    async fn conversation_messages(&self, conversation_id: &str, page: PageRequest) -> Result<Page<MessageView>>;
+
+    /// When the customer last wrote (Unix seconds): the start of the 24-hour window.
+    async fn last_inbound_at(&self, phone_number_id: &str, wa_id: &str) -> Result<Option<i64>>;
+
+    /// Stores an API key hash under a name.
+    async fn put_api_key(&self, name: &str, key_hash: &str) -> Result<()>;
+
+    /// The name of the live key with this hash.
+    async fn api_key_name(&self, key_hash: &str) -> Result<Option<String>>;
+
+    /// Leases up to `limit` due events of `topic` (respecting ordering keys).
+    async fn claim(&self, topic: &str, limit: usize, lease: Duration) -> Result<Vec<Delivery>>;
+
+    /// Settles a leased event.
+    async fn settle(&self, delivery: &Delivery, settlement: Settlement) -> Result<()>;
+
+    /// Events waiting (or in flight) per topic, and dead letters.
+    async fn queue_depths(&self) -> Result<QueueDepths>;
+}

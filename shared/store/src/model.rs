@@ -1,0 +1,183 @@
+//! Records the store reads and writes, and the event payloads it publishes.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Topics of the event bus and task queue.
+pub mod topics {
+    /// A new inbound message: [`super::MessageEvent`].
+    pub const MESSAGES: &str = "messages";
+    /// A new status update: `zapfn_whatsapp::webhook::StatusUpdate`.
+    pub const STATUSES: &str = "statuses";
+    /// A queued outbound message to send: [`super::DispatchTask`].
+    pub const DISPATCH: &str = "dispatch";
+}
+
+/// Payload of a `messages` event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MessageEvent {
+    pub message_id: String,
+    pub phone_number_id: String,
+    pub message_type: String,
+    pub from: String,
+}
+
+/// Payload of a `dispatch` task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DispatchTask {
+    pub message_id: String,
+}
+
+/// What one `ingest` stored.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct IngestReport {
+    pub new_messages: usize,
+    pub duplicate_messages: usize,
+    pub new_statuses: usize,
+    pub duplicate_statuses: usize,
+    pub raw_events: usize,
+}
+
+/// An outbound message accepted by the send API.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewOutbound {
+    pub phone_number_id: String,
+    /// Recipient; None for mark-as-read.
+    pub to: Option<String>,
+    pub message_type: String,
+    pub preview: Option<String>,
+    pub context_message_id: Option<String>,
+    /// The Graph API body to send, as the client gave it.
+    pub body: Value,
+    /// Client-chosen key: the same key returns the same message.
+    pub idempotency_key: Option<String>,
+}
+
+/// The answer to `enqueue_send`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Enqueued {
+    pub id: String,
+    /// False when an earlier request with the same idempotency key made it.
+    pub created: bool,
+    pub status: String,
+}
+
+/// A queued outbound message, as the dispatcher sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboundMessage {
+    pub id: String,
+    pub phone_number_id: String,
+    pub to: Option<String>,
+    pub message_type: String,
+    pub body: Value,
+    pub wamid: Option<String>,
+    pub status: String,
+}
+
+/// One entry of a message's status history.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StatusEntry {
+    pub status: String,
+    /// Unix seconds (Meta's timestamp, or when zapfn recorded it).
+    pub timestamp: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors: Option<Value>,
+}
+
+/// A message as the read API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MessageView {
+    pub id: String,
+    pub wamid: Option<String>,
+    pub phone_number_id: String,
+    pub conversation_id: Option<String>,
+    pub direction: String,
+    #[serde(rename = "type")]
+    pub message_type: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub text: Option<String>,
+    pub media: Option<Value>,
+    pub context: Option<Value>,
+    pub status: String,
+    pub errors: Option<Value>,
+    pub status_history: Vec<StatusEntry>,
+    /// Meta's original object (inbound) or the Graph API body (outbound).
+    pub raw: Option<Value>,
+    /// Unix seconds.
+    pub timestamp: i64,
+}
+
+/// A customer conversation on one business number.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Conversation {
+    pub id: String,
+    pub phone_number_id: String,
+    pub wa_id: String,
+    pub contact_name: Option<String>,
+    /// Unix seconds of the customer's last message.
+    pub last_inbound_at: Option<i64>,
+    pub last_message_at: i64,
+}
+
+/// Filters for listing conversations.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ConversationQuery {
+    pub phone_number_id: Option<String>,
+    pub wa_id: Option<String>,
+    pub page: PageRequest,
+}
+
+/// Keyset pagination: an opaque cursor from the previous page and a size.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PageRequest {
+    pub cursor: Option<String>,
+    pub limit: usize,
+}
+
+impl Default for PageRequest {
+    fn default() -> Self {
+        PageRequest { cursor: None, limit: 50 }
+    }
+}
+
+/// One page of results and the cursor of the next, if any.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+/// An event leased from the outbox.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivery {
+    pub id: i64,
+    pub topic: String,
+    pub ordering_key: Option<String>,
+    pub payload: Value,
+    /// 1 on the first delivery.
+    pub attempt: u32,
+}
+
+/// How a handler finished with a delivery.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Settlement {
+    /// Done: remove it.
+    Ack,
+    /// Failed: deliver again after `after` (dead-lettered once attempts run out).
+    Retry { after: Duration, error: String },
+    /// Not yet (e.g. a rate limit): deliver again after `after` without counting an attempt.
+    Defer { after: Duration },
+    /// Cannot succeed: move to the dead letters.
+    DeadLetter { error: String },
+}
+
+/// Backlog per topic.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct QueueDepths {
+    pub pending: BTreeMap<String, u64>,
+    pub dead_letters: u64,
+}

@@ -1,0 +1,192 @@
+//! The embedded store: one SQLite file in WAL mode. Writes go through a single
+//! group-commit writer thread; reads use a small pool of read connections.
+
+mod ingest;
+mod keys;
+mod messages;
+mod outbox;
+mod readers;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rusqlite::Connection;
+use tokio::sync::Notify;
+use zapfn_whatsapp::webhook::{Notification, StatusUpdate};
+
+use crate::model::*;
+use crate::{Result, Store};
+use readers::Readers;
+use writer::Writer;
+
+/// How durable a commit is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// `synchronous=NORMAL`: survives a process crash (SIGKILL), not a power cut. The default.
+    Process,
+    /// `synchronous=FULL`: fsync on every group commit; survives a power cut.
+    Power,
+}
+
+/// Store settings.
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    pub durability: Durability,
+    /// Deliveries of one outbox event before it is dead-lettered.
+    pub max_attempts: u32,
+    /// Age after which a failing outbox event is dead-lettered.
+    pub max_retry_age: Duration,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        SqliteOptions { durability: Durability::Process, max_attempts: 5, max_retry_age: Duration::from_secs(300) }
+    }
+}
+
+/// The SQLite-backed [`Store`].
+#[derive(Clone)]
+pub struct SqliteStore {
+    writer: Writer,
+    readers: Arc<Readers>,
+    committed: Arc<Notify>,
+    options: SqliteOptions,
+    path: PathBuf,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and applies the schema.
+    pub fn open(path: impl AsRef<Path>, options: SqliteOptions) -> Result<SqliteStore> {
+        let path = path.as_ref().to_path_buf();
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| crate::StoreError::Unavailable(format!("{}: {e}", parent.display())))?;
+        }
+        let conn = open_connection(&path, options.durability)?;
+        conn.execute_batch(include_str!("schema.sql"))?;
+        let committed = Arc::new(Notify::new());
+        Ok(SqliteStore {
+            writer: Writer::start(conn, committed.clone()),
+            readers: Arc::new(Readers::new(path.clone(), options.durability)),
+            committed,
+            options,
+            path,
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Notified after every commit: outbox consumers wait on it instead of polling hard.
+    pub fn committed(&self) -> Arc<Notify> {
+        self.committed.clone()
+    }
+}
+
+/// Opens one connection with zapfn's pragmas.
+fn open_connection(path: &Path, durability: Durability) -> Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    let synchronous = match durability {
+        Durability::Process => "NORMAL",
+        Durability::Power => "FULL",
+    };
+    conn.execute_batch(&format!(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; PRAGMA foreign_keys = ON;
+         PRAGMA temp_store = MEMORY; PRAGMA cache_size = -16000;"
+    ))?;
+    Ok(conn)
+}
+
+/// Now, in Unix milliseconds.
+pub(crate) fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// A new time-ordered id with a readable prefix.
+pub(crate) fn new_id(prefix: &str) -> String {
+    format!("{prefix}_{}", uuid::Uuid::now_v7().simple())
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ingest(&self, notification: Notification) -> Result<IngestReport> {
+        self.writer.write(move |conn| ingest::ingest(conn, &notification)).await
+    }
+
+    async fn apply_status(&self, status: &StatusUpdate) -> Result<()> {
+        let status = status.clone();
+        self.writer.write(move |conn| messages::apply_status(conn, &status)).await
+    }
+
+    async fn enqueue_send(&self, send: NewOutbound) -> Result<Enqueued> {
+        self.writer.write(move |conn| messages::enqueue_send(conn, &send)).await
+    }
+
+    async fn outbound(&self, id: &str) -> Result<Option<OutboundMessage>> {
+        let id = id.to_owned();
+        self.readers.read(move |conn| messages::outbound(conn, &id)).await
+    }
+
+    async fn record_sent(&self, id: &str, wamid: Option<&str>) -> Result<()> {
+        let (id, wamid) = (id.to_owned(), wamid.map(str::to_owned));
+        self.writer.write(move |conn| messages::record_sent(conn, &id, wamid.as_deref())).await
+    }
+
+    async fn record_send_error(&self, id: &str, error: serde_json::Value, terminal: bool) -> Result<()> {
+        let id = id.to_owned();
+        self.writer.write(move |conn| messages::record_send_error(conn, &id, &error, terminal)).await
+    }
+
+    async fn message(&self, id_or_wamid: &str) -> Result<Option<MessageView>> {
+        let key = id_or_wamid.to_owned();
+        self.readers.read(move |conn| messages::message(conn, &key)).await
+    }
+
+    async fn conversations(&self, query: ConversationQuery) -> Result<Page<Conversation>> {
+        self.readers.read(move |conn| messages::conversations(conn, &query)).await
+    }
+
+    async fn conversation(&self, id: &str) -> Result<Option<Conversation>> {
+        let id = id.to_owned();
+        self.readers.read(move |conn| messages::conversation(conn, &id)).await
+    }
+
+    async fn conversation_messages(&self, conversation_id: &str, page: PageRequest) -> Result<Page<MessageView>> {
+        let id = conversation_id.to_owned();
+        self.readers.read(move |conn| messages::conversation_messages(conn, &id, &page)).await
+    }
+
+    async fn last_inbound_at(&self, phone_number_id: &str, wa_id: &str) -> Result<Option<i64>> {
+        let (pnid, wa_id) = (phone_number_id.to_owned(), wa_id.to_owned());
+        self.readers.read(move |conn| messages::last_inbound_at(conn, &pnid, &wa_id)).await
+    }
+
+    async fn put_api_key(&self, name: &str, key_hash: &str) -> Result<()> {
+        let (name, hash) = (name.to_owned(), key_hash.to_owned());
+        self.writer.write(move |conn| keys::put(conn, &name, &hash)).await
+    }
+
+    async fn api_key_name(&self, key_hash: &str) -> Result<Option<String>> {
+        let hash = key_hash.to_owned();
+        self.readers.read(move |conn| keys::name(conn, &hash)).await
+    }
+
+    async fn claim(&self, topic: &str, limit: usize, lease: Duration) -> Result<Vec<Delivery>> {
+        let topic = topic.to_owned();
+        self.writer.write(move |conn| outbox::claim(conn, &topic, limit, lease)).await
+    }
+
+    async fn settle(&self, delivery: &Delivery, settlement: Settlement) -> Result<()> {
+        let (delivery, options) = (delivery.clone(), self.options.clone());
+        self.writer.write(move |conn| outbox::settle(conn, &delivery, settlement, &options)).await
+    }
+
+    async fn queue_depths(&self) -> Result<QueueDepths> {
+        self.readers.read(outbox::depths).await
+    }
+}

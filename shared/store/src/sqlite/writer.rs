@@ -1,0 +1,105 @@
+//! Group commit: one thread owns the write connection and runs every queued
+//! write job of a moment in a single transaction, each job in its own savepoint
+//! (a failing job rolls back alone), then answers every caller after COMMIT.
+
+use rusqlite::Connection;
+use tokio::sync::{mpsc, oneshot, Notify};
+
+use crate::{Result, StoreError};
+
+/// Most jobs folded into one transaction.
+const MAX_BATCH: usize = 1024;
+
+type Finish = Box<dyn FnOnce(Result<()>) + Send>;
+type Job = Box<dyn FnOnce(&Connection) -> (bool, Finish) + Send>;
+
+/// Handle to the writer thread.
+#[derive(Clone)]
+pub(crate) struct Writer {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl Writer {
+    /// Starts the writer thread on `conn`; `committed` is notified after each commit.
+    pub(crate) fn start(conn: Connection, committed: std::sync::Arc<Notify>) -> Writer {
+        let (jobs, receiver) = mpsc::channel(8192);
+        std::thread::Builder::new()
+            .name("zapfn-sqlite-writer".into())
+            .spawn(move || run(conn, receiver, committed))
+            .expect("spawn the SQLite writer thread");
+        Writer { jobs }
+    }
+
+    /// Runs `work` inside the next group transaction; resolves after COMMIT.
+    pub(crate) async fn write<T, F>(&self, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let job: Job = Box::new(move |conn| {
+            let outcome = work(conn);
+            let ok = outcome.is_ok();
+            let finish: Finish = Box::new(move |committed| {
+                let _ = reply.send(committed.and(outcome));
+            });
+            (ok, finish)
+        });
+        self.jobs.send(job).await.map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+}
+
+fn run(conn: Connection, mut receiver: mpsc::Receiver<Job>, committed: std::sync::Arc<Notify>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = receiver.blocking_recv() {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match receiver.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let result = commit_batch(&conn, &mut batch);
+        if result.is_ok() {
+            committed.notify_waiters();
+        }
+    }
+}
+
+/// Runs a batch in one transaction and answers every job with the commit result.
+fn commit_batch(conn: &Connection, batch: &mut Vec<Job>) -> Result<()> {
+    if let Err(error) = conn.execute_batch("BEGIN IMMEDIATE") {
+        let message = error.to_string();
+        for job in batch.drain(..) {
+            drop(job);
+        }
+        tracing::error!(error = %message, "could not begin a write transaction");
+        return Err(StoreError::Unavailable(message));
+    }
+    let mut finishers = Vec::with_capacity(batch.len());
+    for job in batch.drain(..) {
+        let savepoint = conn.execute_batch("SAVEPOINT job");
+        let (ok, finish) = job(conn);
+        if savepoint.is_ok() {
+            let end = if ok { "RELEASE job" } else { "ROLLBACK TO job; RELEASE job" };
+            if let Err(error) = conn.execute_batch(end) {
+                tracing::error!(%error, "savepoint end failed");
+            }
+        }
+        finishers.push(finish);
+    }
+    let result = conn.execute_batch("COMMIT").map_err(StoreError::from);
+    let shared = match &result {
+        Ok(()) => Ok(()),
+        Err(error) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            tracing::error!(%error, jobs = finishers.len(), "group commit failed");
+            Err(error.to_string())
+        }
+    };
+    for finish in finishers {
+        finish(shared.clone().map_err(StoreError::Unavailable));
+    }
+    result
+}

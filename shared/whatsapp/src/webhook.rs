@@ -1,0 +1,442 @@
+//! Parsing Meta's webhook notifications into what zapfn stores.
+//!
+//! Every `entry[]`, `changes[]`, `messages[]`, `statuses[]` and `errors[]` item is
+//! read. Each message and status keeps its raw JSON; changes of other fields
+//! (calls, account updates, ...) and value-level errors are kept raw as events,
+//! so nothing Meta sends is dropped.
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use serde_json::Value;
+
+/// Why a body is not a webhook notification at all.
+#[derive(Debug, thiserror::Error)]
+pub enum ParseError {
+    #[error("body is not JSON: {0}")]
+    NotJson(#[from] serde_json::Error),
+}
+
+/// Everything one notification carries.
+#[derive(Debug, Default)]
+pub struct Notification {
+    pub messages: Vec<InboundMessage>,
+    pub statuses: Vec<StatusUpdate>,
+    /// Changes of other fields, value-level errors and items that could not be read.
+    pub events: Vec<RawEvent>,
+}
+
+/// One inbound message (`value.messages[]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InboundMessage {
+    pub phone_number_id: String,
+    pub wamid: String,
+    pub from: String,
+    pub contact_name: Option<String>,
+    /// Meta's `timestamp`, Unix seconds.
+    pub timestamp: i64,
+    pub message_type: String,
+    /// Text body, media caption, reply title, reaction emoji...: what an inbox shows.
+    pub text: Option<String>,
+    pub media: Option<Value>,
+    pub context: Option<Value>,
+    /// Meta's original message object, unknown fields included.
+    pub raw: String,
+}
+
+/// One status update (`value.statuses[]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusUpdate {
+    pub phone_number_id: String,
+    pub wamid: String,
+    pub status: String,
+    pub timestamp: i64,
+    pub recipient_id: Option<String>,
+    pub errors: Option<Value>,
+    pub raw: String,
+}
+
+/// Something kept as it came: a non-`messages` change, a value-level error, an unreadable item.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RawEvent {
+    pub phone_number_id: Option<String>,
+    /// `calls`, `account_update`, `errors`, `invalid_message`, ...
+    pub kind: String,
+    pub raw: String,
+}
+
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(borrow, default)]
+    entry: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct Entry<'a> {
+    #[serde(borrow, default)]
+    changes: Vec<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct Change<'a> {
+    #[serde(default)]
+    field: Option<String>,
+    #[serde(borrow)]
+    value: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct ChangeValue<'a> {
+    #[serde(default)]
+    metadata: Option<Metadata>,
+    #[serde(default)]
+    contacts: Option<Vec<Contact>>,
+    #[serde(borrow, default)]
+    messages: Option<Vec<&'a RawValue>>,
+    #[serde(borrow, default)]
+    statuses: Option<Vec<&'a RawValue>>,
+    #[serde(borrow, default)]
+    errors: Option<Vec<&'a RawValue>>,
+}
+
+#[derive(Deserialize)]
+struct Metadata {
+    #[serde(default)]
+    phone_number_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Contact {
+    #[serde(default)]
+    wa_id: Option<String>,
+    #[serde(default)]
+    profile: Option<Profile>,
+}
+
+#[derive(Deserialize)]
+struct Profile {
+    #[serde(default)]
+    name: Option<String>,
+}
+
+/// The fields of a message object zapfn indexes; the rest stays in `raw`.
+#[derive(Deserialize)]
+struct MessageHead {
+    id: String,
+    from: String,
+    #[serde(default)]
+    timestamp: Option<Timestamp>,
+    #[serde(rename = "type", default)]
+    message_type: Option<String>,
+    #[serde(default)]
+    context: Option<Value>,
+    #[serde(default)]
+    text: Option<Value>,
+    #[serde(default)]
+    image: Option<Value>,
+    #[serde(default)]
+    video: Option<Value>,
+    #[serde(default)]
+    audio: Option<Value>,
+    #[serde(default)]
+    document: Option<Value>,
+    #[serde(default)]
+    sticker: Option<Value>,
+    #[serde(default)]
+    interactive: Option<Value>,
+    #[serde(default)]
+    button: Option<Value>,
+    #[serde(default)]
+    reaction: Option<Value>,
+    #[serde(default)]
+    system: Option<Value>,
+    #[serde(default)]
+    order: Option<Value>,
+    #[serde(default)]
+    location: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct StatusHead {
+    id: String,
+    status: String,
+    #[serde(default)]
+    timestamp: Option<Timestamp>,
+    #[serde(default)]
+    recipient_id: Option<String>,
+    #[serde(default)]
+    errors: Option<Value>,
+}
+
+/// Meta sends timestamps as strings of Unix seconds; tolerate numbers too.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Timestamp {
+    Text(String),
+    Number(i64),
+}
+
+impl Timestamp {
+    fn seconds(&self) -> i64 {
+        match self {
+            Timestamp::Text(text) => text.trim().parse().unwrap_or(0),
+            Timestamp::Number(number) => *number,
+        }
+    }
+}
+
+/// Parses a notification body. Fails only when the body is not JSON; any
+/// JSON that is not shaped like a notification is kept as raw events.
+pub fn parse(body: &[u8]) -> Result<Notification, ParseError> {
+    let envelope: Envelope = serde_json::from_slice(body)?;
+    let mut out = Notification::default();
+    let entries = match envelope
+        .entry
+        .map(|raw| serde_json::from_str::<Vec<&RawValue>>(raw.get()))
+    {
+        Some(Ok(entries)) => entries,
+        _ => {
+            out.events
+                .push(raw_event(None, "invalid_notification", body_text(body)));
+            return Ok(out);
+        }
+    };
+    for entry in entries {
+        match serde_json::from_str::<Entry>(entry.get()) {
+            Ok(entry) => entry
+                .changes
+                .into_iter()
+                .for_each(|change| read_change(change, &mut out)),
+            Err(_) => out
+                .events
+                .push(raw_event(None, "invalid_entry", entry.get().to_owned())),
+        }
+    }
+    Ok(out)
+}
+
+fn body_text(body: &[u8]) -> String {
+    String::from_utf8_lossy(body).into_owned()
+}
+
+fn raw_event(phone_number_id: Option<&str>, kind: &str, raw: String) -> RawEvent {
+    RawEvent {
+        phone_number_id: phone_number_id.map(str::to_owned),
+        kind: kind.to_owned(),
+        raw,
+    }
+}
+
+fn read_change(change: &RawValue, out: &mut Notification) {
+    let parsed = match serde_json::from_str::<Change>(change.get()) {
+        Ok(parsed) => parsed,
+        Err(_) => {
+            return out
+                .events
+                .push(raw_event(None, "invalid_change", change.get().to_owned()))
+        }
+    };
+    let field = parsed.field.as_deref().unwrap_or("unknown");
+    let value = match (field, parsed.value) {
+        ("messages", Some(value)) => value,
+        _ => {
+            return out
+                .events
+                .push(raw_event(None, field, change.get().to_owned()))
+        }
+    };
+    let value = match serde_json::from_str::<ChangeValue>(value.get()) {
+        Ok(value) => value,
+        Err(_) => {
+            return out
+                .events
+                .push(raw_event(None, "invalid_value", change.get().to_owned()))
+        }
+    };
+    let phone_number_id = value
+        .metadata
+        .and_then(|m| m.phone_number_id)
+        .unwrap_or_default();
+    let contacts = value.contacts.unwrap_or_default();
+    for message in value.messages.unwrap_or_default() {
+        match read_message(&phone_number_id, &contacts, message) {
+            Some(message) => out.messages.push(message),
+            None => out.events.push(raw_event(
+                Some(&phone_number_id),
+                "invalid_message",
+                message.get().to_owned(),
+            )),
+        }
+    }
+    for status in value.statuses.unwrap_or_default() {
+        match read_status(&phone_number_id, status) {
+            Some(status) => out.statuses.push(status),
+            None => out.events.push(raw_event(
+                Some(&phone_number_id),
+                "invalid_status",
+                status.get().to_owned(),
+            )),
+        }
+    }
+    for error in value.errors.unwrap_or_default() {
+        out.events.push(raw_event(
+            Some(&phone_number_id),
+            "errors",
+            error.get().to_owned(),
+        ));
+    }
+}
+
+fn read_message(
+    phone_number_id: &str,
+    contacts: &[Contact],
+    raw: &RawValue,
+) -> Option<InboundMessage> {
+    let head: MessageHead = serde_json::from_str(raw.get()).ok()?;
+    if head.id.is_empty() {
+        return None;
+    }
+    let contact_name = contacts
+        .iter()
+        .find(|c| c.wa_id.as_deref() == Some(head.from.as_str()))
+        .or(contacts.first())
+        .and_then(|c| c.profile.as_ref()?.name.clone());
+    let message_type = head
+        .message_type
+        .clone()
+        .unwrap_or_else(|| "unknown".into());
+    let media = [
+        &head.image,
+        &head.video,
+        &head.audio,
+        &head.document,
+        &head.sticker,
+    ]
+    .into_iter()
+    .find_map(|m| m.clone());
+    Some(InboundMessage {
+        phone_number_id: phone_number_id.to_owned(),
+        text: display_text(&head),
+        timestamp: head.timestamp.as_ref().map_or(0, Timestamp::seconds),
+        wamid: head.id,
+        from: head.from,
+        contact_name,
+        message_type,
+        media,
+        context: head.context,
+        raw: raw.get().to_owned(),
+    })
+}
+
+/// What an inbox would show for the message.
+fn display_text(head: &MessageHead) -> Option<String> {
+    let field = |value: &Option<Value>, key: &str| {
+        value
+            .as_ref()
+            .and_then(|v| v.get(key))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
+    field(&head.text, "body")
+        .or_else(|| {
+            [&head.image, &head.video, &head.document, &head.audio]
+                .into_iter()
+                .find_map(|media| field(media, "caption"))
+        })
+        .or_else(|| interactive_title(head.interactive.as_ref()?))
+        .or_else(|| field(&head.button, "text"))
+        .or_else(|| field(&head.reaction, "emoji"))
+        .or_else(|| field(&head.system, "body"))
+        .or_else(|| field(&head.order, "text"))
+        .or_else(|| field(&head.location, "name"))
+}
+
+fn interactive_title(interactive: &Value) -> Option<String> {
+    let kind = interactive.get("type")?.as_str()?;
+    let reply = interactive.get(kind)?;
+    reply
+        .get("title")
+        .or_else(|| reply.get("body"))
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+}
+
+fn read_status(phone_number_id: &str, raw: &RawValue) -> Option<StatusUpdate> {
+    let head: StatusHead = serde_json::from_str(raw.get()).ok()?;
+    if head.id.is_empty() || head.status.is_empty() {
+        return None;
+    }
+    Some(StatusUpdate {
+        phone_number_id: phone_number_id.to_owned(),
+        timestamp: head.timestamp.as_ref().map_or(0, Timestamp::seconds),
+        wamid: head.id,
+        status: head.status.to_ascii_lowercase(),
+        recipient_id: head.recipient_id,
+        errors: head.errors,
+        raw: raw.get().to_owned(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::builders;
+
+    #[test]
+    fn reads_every_entry_change_and_item() {
+        let mut body = builders::messages_notification(
+            "111",
+            "5511",
+            "Ana",
+            vec![
+                builders::text_message("5511", "wamid.A", 10, "hello"),
+                builders::interactive_reply(
+                    "5511",
+                    "wamid.B",
+                    11,
+                    "button_reply",
+                    "yes",
+                    "Yes",
+                    Some("wamid.X"),
+                ),
+            ],
+        );
+        let statuses = builders::statuses_notification(
+            "222",
+            vec![builders::status("wamid.S", "5511", "read", 12, None)],
+        );
+        body["entry"]
+            .as_array_mut()
+            .unwrap()
+            .push(statuses["entry"][0].clone());
+        body["entry"][0]["changes"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({"field": "calls", "value": {"calls": []}}));
+        let parsed = parse(body.to_string().as_bytes()).unwrap();
+        assert_eq!(parsed.messages.len(), 2);
+        assert_eq!(parsed.messages[0].text.as_deref(), Some("hello"));
+        assert_eq!(parsed.messages[0].contact_name.as_deref(), Some("Ana"));
+        assert_eq!(parsed.messages[1].text.as_deref(), Some("Yes"));
+        assert_eq!(
+            parsed.messages[1].context.as_ref().unwrap()["id"],
+            "wamid.X"
+        );
+        assert_eq!(parsed.statuses.len(), 1);
+        assert_eq!(parsed.statuses[0].phone_number_id, "222");
+        assert_eq!(parsed.statuses[0].timestamp, 12);
+        assert_eq!(parsed.events.len(), 1);
+        assert_eq!(parsed.events[0].kind, "calls");
+    }
+
+    #[test]
+    fn keeps_odd_json_raw_and_refuses_non_json() {
+        assert!(parse(b"not json").is_err());
+        let odd = parse(br#"{"object":"page","entry":5}"#).unwrap();
+        assert_eq!(odd.events.len(), 1);
+        let bad_message = parse(
+            br#"{"entry":[{"changes":[{"field":"messages","value":{"messages":[{"id":7}]}}]}]}"#,
+        )
+        .unwrap();
+        assert_eq!(bad_message.events[0].kind, "invalid_message");
+    }
+}
