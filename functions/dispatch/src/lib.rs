@@ -6,7 +6,10 @@
 //!   within Meta's pair limit (a burst, then one per 6 s);
 //! - transient failures (5xx, timeouts, 130429, 131056) retried with
 //!   exponential backoff and jitter; permanent ones recorded, never retried;
-//! - a message that already has a wamid is never sent again.
+//! - a message that already has a wamid is never sent again, and one whose
+//!   send may have reached Meta (a crash or timeout mid-send) is re-sent only
+//!   after the reconcile window passes without a status webhook naming it
+//!   (zapfn puts its message id in `biz_opaque_callback_data`, which Meta echoes).
 
 mod limiter;
 
@@ -16,7 +19,7 @@ use std::time::Duration;
 use rand::Rng;
 use serde_json::json;
 use zapfn_runtime::{Config, Context, Function, Subscription};
-use zapfn_store::{topics, Delivery, DispatchTask, Settlement, Store};
+use zapfn_store::{callback_data_for, topics, Delivery, DispatchTask, Settlement, Store};
 use zapfn_whatsapp::errors::ErrorClass;
 use zapfn_whatsapp::graph::{CallError, GraphClient};
 
@@ -33,6 +36,7 @@ pub struct Dispatcher {
     per_recipient: Buckets,
     max_attempts: u32,
     retry_base: Duration,
+    reconcile_window: Duration,
 }
 
 /// The dispatch function.
@@ -59,6 +63,7 @@ impl Dispatcher {
             per_recipient: Buckets::new(config.pair_burst, config.pair_interval),
             max_attempts: config.max_attempts,
             retry_base: config.retry_base,
+            reconcile_window: config.reconcile_window,
         }
     }
 
@@ -80,6 +85,13 @@ impl Dispatcher {
             tracing::info!(message_id = %message.id, status = %message.status, "already dispatched; not sending again");
             return Settlement::Ack;
         }
+        if let Some(started) = message.dispatch_started_at {
+            let waited = Duration::from_secs(chrono::Utc::now().timestamp().saturating_sub(started).max(0) as u64);
+            if waited < self.reconcile_window {
+                return Settlement::Defer { after: self.reconcile_window - waited };
+            }
+            tracing::warn!(message_id = %message.id, "an earlier send got no answer and no status webhook; sending again");
+        }
         let recipient_key = message.to.as_ref().map(|to| format!("{}:{to}", message.phone_number_id));
         if let Some(key) = &recipient_key {
             if let Err(wait) = self.per_recipient.try_take(key) {
@@ -91,7 +103,11 @@ impl Dispatcher {
             return Settlement::Defer { after: wait };
         }
         tokio::time::sleep(wait).await;
-        match self.graph.send_message(&message.phone_number_id, &message.body).await {
+        if let Err(error) = self.store.mark_dispatching(&message.id).await {
+            return self.retry(delivery, error.to_string());
+        }
+        let body = with_callback_data(message.body, &message.id);
+        match self.graph.send_message(&message.phone_number_id, &body).await {
             Ok(answer) => self.record_sent(&message.id, answer.wamid(), delivery).await,
             Err(error) => self.failed(&message.id, recipient_key.as_deref(), error, delivery).await,
         }
@@ -116,7 +132,8 @@ impl Dispatcher {
         let last_attempt = delivery.attempt >= self.max_attempts;
         let terminal = class == ErrorClass::Permanent || last_attempt;
         tracing::warn!(message_id = id, code = error.code(), attempt = delivery.attempt, terminal, %error, "send failed");
-        if let Err(store_error) = self.store.record_send_error(id, record, terminal).await {
+        let maybe_sent = matches!(error, CallError::Timeout | CallError::Transport(_));
+        if let Err(store_error) = self.store.record_send_error(id, record, terminal, maybe_sent).await {
             return self.retry(delivery, store_error.to_string());
         }
         match class {
@@ -143,6 +160,14 @@ impl Dispatcher {
         let exponential = self.retry_base.saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
         exponential.mul_f64(rand::thread_rng().gen_range(0.5..=1.0)).min(Duration::from_secs(120))
     }
+}
+
+/// Adds zapfn's message id as `biz_opaque_callback_data` unless the client set its own.
+fn with_callback_data(mut body: serde_json::Value, id: &str) -> serde_json::Value {
+    if let Some(object) = body.as_object_mut() {
+        object.entry("biz_opaque_callback_data").or_insert_with(|| json!(callback_data_for(id)));
+    }
+    body
 }
 
 /// What a failed attempt leaves on the message: Meta's error, or the transport failure.

@@ -39,6 +39,9 @@ pub struct Config {
     pub max_retry_age: Duration,
     /// First retry delay; doubles each attempt (`ZAPFN_RETRY_BASE_MS`, default 1000).
     pub retry_base: Duration,
+    /// How long a send that may have reached Meta (crash or timeout mid-send) waits for a
+    /// status webhook naming it before being sent again (`ZAPFN_RECONCILE_SECONDS`, default 30).
+    pub reconcile_window: Duration,
     /// Bootstrap API key (`ZAPFN_API_KEY`).
     pub bootstrap_api_key: Option<String>,
     /// Server-side pepper mixed into API key hashes (`ZAPFN_KEY_PEPPER`).
@@ -129,6 +132,7 @@ impl Config {
             max_attempts: number("ZAPFN_MAX_ATTEMPTS", 5)?.max(1) as u32,
             max_retry_age: Duration::from_secs(number("ZAPFN_MAX_RETRY_SECONDS", 300)?),
             retry_base: Duration::from_millis(number("ZAPFN_RETRY_BASE_MS", 1_000)?),
+            reconcile_window: Duration::from_secs(number("ZAPFN_RECONCILE_SECONDS", 30)?),
             bootstrap_api_key: lookup("ZAPFN_API_KEY"),
             key_pepper: lookup("ZAPFN_KEY_PEPPER").unwrap_or_default(),
             rules_path: lookup("ZAPFN_RULES").map(PathBuf::from),

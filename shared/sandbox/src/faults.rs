@@ -2,8 +2,9 @@
 //!
 //! A fault is exactly one of `{"http_status":500}` (a 131000 error at that
 //! status), `{"error_code":130429}` (that Meta error at Meta's status for it),
-//! `{"delay_ms":N}` (sleep, then answer normally) or `{"reset":true}` (close
-//! the connection without an answer), plus an optional `"to"` restricting it
+//! `{"delay_ms":N}` (sleep, then answer normally: a slow Meta that still takes
+//! the message), `{"hang_ms":N}` (sleep, then close the connection without
+//! taking it) or `{"reset":true}` (close the connection at once), plus an optional `"to"` restricting it
 //! to sends to that number.
 
 use std::time::Duration;
@@ -31,6 +32,8 @@ pub(crate) struct Fault {
     error_code: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     delay_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    hang_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     reset: bool,
 }
@@ -47,11 +50,12 @@ impl Fault {
             self.http_status.is_some(),
             self.error_code.is_some(),
             self.delay_ms.is_some(),
+            self.hang_ms.is_some(),
             self.reset,
         ];
         if kinds.into_iter().filter(|&kind| kind).count() != 1 {
             return Err(
-                "each fault needs exactly one of http_status, error_code, delay_ms or reset:true"
+                "each fault needs exactly one of http_status, error_code, delay_ms, hang_ms or reset:true"
                     .to_owned(),
             );
         }
@@ -77,6 +81,10 @@ impl Fault {
         if let Some(ms) = self.delay_ms {
             tokio::time::sleep(Duration::from_millis(ms)).await;
             return None;
+        }
+        if let Some(ms) = self.hang_ms {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            return Some(reset());
         }
         if self.reset {
             return Some(reset());

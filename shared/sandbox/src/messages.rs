@@ -52,6 +52,10 @@ pub(crate) async fn send(
         %phone_number_id, to = ?request.to, message_type = %request.message_type, ?wamid,
         "sandbox accepted a send"
     );
+    let callback_data = body
+        .get("biz_opaque_callback_data")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
     sandbox.sent_log().push(SentMessage {
         phone_number_id: phone_number_id.clone(),
         to: request.to.clone(),
@@ -65,7 +69,7 @@ pub(crate) async fn send(
     };
     let input = request.to.unwrap_or_default();
     let wa_id = wa_id(&input);
-    statuses::spawn(&sandbox, phone_number_id, wamid.clone(), wa_id.clone());
+    statuses::spawn(&sandbox, phone_number_id, wamid.clone(), wa_id.clone(), callback_data);
     Json(json!({
         "messaging_product": "whatsapp",
         "contacts": [{ "input": input, "wa_id": wa_id }],

@@ -15,7 +15,13 @@ fn is_undeliverable(wa_id: &str) -> bool {
 
 /// Spawns the task that posts the statuses of `wamid` at the configured delays,
 /// one signed POST each, in order (a retried POST delays the later ones).
-pub(crate) fn spawn(sandbox: &Sandbox, phone_number_id: String, wamid: String, wa_id: String) {
+pub(crate) fn spawn(
+    sandbox: &Sandbox,
+    phone_number_id: String,
+    wamid: String,
+    wa_id: String,
+    callback_data: Option<String>,
+) {
     let sandbox = sandbox.clone();
     let accepted = Instant::now();
     tokio::spawn(async move {
@@ -28,7 +34,10 @@ pub(crate) fn spawn(sandbox: &Sandbox, phone_number_id: String, wamid: String, w
         for ((name, errors), delay) in plan.into_iter().zip(config.status_delays) {
             sleep_until(accepted + delay).await;
             let timestamp = chrono::Utc::now().timestamp();
-            let object = status(&wamid, &wa_id, name, timestamp, errors);
+            let mut object = status(&wamid, &wa_id, name, timestamp, errors);
+            if let Some(data) = &callback_data {
+                object["biz_opaque_callback_data"] = json!(data);
+            }
             let notification = with_display_number(
                 statuses_notification(&phone_number_id, vec![object]),
                 &config.display_phone_number,

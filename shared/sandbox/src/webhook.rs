@@ -7,8 +7,11 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use zapfn_whatsapp::signature::sign;
 
-/// Retries after the first attempt, like Meta's redelivery (compressed in time).
-const RETRIES: u32 = 5;
+/// Retries after the first attempt, like Meta's redelivery (compressed in time:
+/// about 10 s in all, so a receiver that restarts still gets its statuses).
+const RETRIES: u32 = 10;
+/// Longest pause between two attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
 /// Backoff before the first retry; doubles on each further one.
 const FIRST_BACKOFF: Duration = Duration::from_millis(20);
 
@@ -41,7 +44,7 @@ pub(crate) async fn deliver(client: &reqwest::Client, url: &str, secret: &[u8], 
         }
         if attempt < RETRIES {
             tokio::time::sleep(backoff).await;
-            backoff *= 2;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
         }
     }
     tracing::error!(%url, "sandbox webhook dropped after {RETRIES} retries");

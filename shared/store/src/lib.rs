@@ -46,8 +46,9 @@ pub trait Store: Send + Sync + 'static {
     /// for the new ones only.
     async fn ingest(&self, notification: Notification) -> Result<IngestReport>;
 
-    /// Applies one status to its message (monotonic; creates a placeholder
-    /// outbound message if the wamid is not known yet).
+    /// Applies one status to its message (monotonic). An unknown wamid is linked
+    /// to the outbound message named by the status's callback data
+    /// (`zapfn:<id>`), or else kept on a placeholder outbound message.
     async fn apply_status(&self, status: &StatusUpdate) -> Result<()>;
 
     /// Stores an outbound message as `queued` and its `dispatch` task; a repeated
@@ -60,8 +61,12 @@ pub trait Store: Send + Sync + 'static {
     /// Records the wamid Meta returned, merging statuses that arrived first.
     async fn record_sent(&self, id: &str, wamid: Option<&str>) -> Result<()>;
 
-    /// Records a failed attempt; `terminal` marks the message `failed`.
-    async fn record_send_error(&self, id: &str, error: serde_json::Value, terminal: bool) -> Result<()>;
+    /// Notes that a send to Meta is starting, so a crash mid-send is noticed on redelivery.
+    async fn mark_dispatching(&self, id: &str) -> Result<()>;
+
+    /// Records a failed attempt; `terminal` marks the message `failed`. `maybe_sent`
+    /// (a timeout or lost connection) keeps the mid-send mark: Meta may have the message.
+    async fn record_send_error(&self, id: &str, error: serde_json::Value, terminal: bool, maybe_sent: bool) -> Result<()>;
 
     /// A message by zapfn id or wamid, with its status history.
     async fn message(&self, id_or_wamid: &str) -> Result<Option<MessageView>>;

@@ -75,6 +75,13 @@ pub struct OutboundMessage {
     pub body: Value,
     pub wamid: Option<String>,
     pub status: String,
+    /// When a send to Meta began without a known outcome (Unix seconds).
+    pub dispatch_started_at: Option<i64>,
+}
+
+/// `biz_opaque_callback_data` zapfn attaches to a send of message `id`; Meta echoes it in statuses.
+pub fn callback_data_for(id: &str) -> String {
+    format!("zapfn:{id}")
 }
 
 /// One entry of a message's status history.

@@ -52,6 +52,9 @@ pub struct StatusUpdate {
     pub timestamp: i64,
     pub recipient_id: Option<String>,
     pub errors: Option<Value>,
+    /// `biz_opaque_callback_data` echoed from the send (zapfn puts its message id there).
+    #[serde(default)]
+    pub callback_data: Option<String>,
     pub raw: String,
 }
 
@@ -165,6 +168,8 @@ struct StatusHead {
     recipient_id: Option<String>,
     #[serde(default)]
     errors: Option<Value>,
+    #[serde(default)]
+    biz_opaque_callback_data: Option<String>,
 }
 
 /// Meta sends timestamps as strings of Unix seconds; tolerate numbers too.
@@ -372,6 +377,7 @@ fn read_status(phone_number_id: &str, raw: &RawValue) -> Option<StatusUpdate> {
         status: head.status.to_ascii_lowercase(),
         recipient_id: head.recipient_id,
         errors: head.errors,
+        callback_data: head.biz_opaque_callback_data,
         raw: raw.get().to_owned(),
     })
 }

@@ -19,6 +19,14 @@ pub(crate) fn apply_status(conn: &Connection, status: &StatusUpdate) -> Result<(
         .prepare_cached("SELECT id, status FROM messages WHERE wa_message_id = ?1")?
         .query_row([&status.wamid], |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)))
         .optional()?;
+    if current.is_none() {
+        if let Some(id) = sent_message_of(conn, status)? {
+            // Meta accepted a send whose answer was never recorded (a crash or a timeout mid-send).
+            tracing::warn!(message_id = %id, wamid = %status.wamid, "send linked through its status webhook");
+            record_sent(conn, &id, Some(&status.wamid))?;
+            return apply_status(conn, status);
+        }
+    }
     let errors = status.errors.as_ref().map(Value::to_string);
     let now = now_ms / 1000;
     match current {
@@ -55,6 +63,17 @@ pub(crate) fn apply_status(conn: &Connection, status: &StatusUpdate) -> Result<(
         }
     }
     Ok(())
+}
+
+/// The outbound message without a wamid that a status's callback data names.
+fn sent_message_of(conn: &Connection, status: &StatusUpdate) -> Result<Option<String>> {
+    let Some(id) = status.callback_data.as_deref().and_then(|data| data.strip_prefix("zapfn:")) else {
+        return Ok(None);
+    };
+    Ok(conn
+        .prepare_cached("SELECT id FROM messages WHERE id = ?1 AND direction = 'outbound' AND wa_message_id IS NULL")?
+        .query_row([id], |row| row.get(0))
+        .optional()?)
 }
 
 /// Stores a queued outbound message and its dispatch task.
@@ -117,7 +136,7 @@ fn add_history(conn: &Connection, subject: &str, status: &str, timestamp: i64, e
 
 pub(crate) fn outbound(conn: &Connection, id: &str) -> Result<Option<OutboundMessage>> {
     conn.prepare_cached(
-        "SELECT id, phone_number_id, to_id, type, raw, wa_message_id, status FROM messages
+        "SELECT id, phone_number_id, to_id, type, raw, wa_message_id, status, dispatch_started_at FROM messages
          WHERE id = ?1 AND direction = 'outbound'",
     )?
     .query_row([id], |row| {
@@ -129,10 +148,11 @@ pub(crate) fn outbound(conn: &Connection, id: &str) -> Result<Option<OutboundMes
             row.get::<_, Option<String>>(4)?,
             row.get::<_, Option<String>>(5)?,
             row.get::<_, String>(6)?,
+            row.get::<_, Option<i64>>(7)?,
         ))
     })
     .optional()?
-    .map(|(id, phone_number_id, to, message_type, raw, wamid, status)| {
+    .map(|(id, phone_number_id, to, message_type, raw, wamid, status, dispatch_started_at)| {
         Ok(OutboundMessage {
             id,
             phone_number_id,
@@ -141,6 +161,7 @@ pub(crate) fn outbound(conn: &Connection, id: &str) -> Result<Option<OutboundMes
             body: serde_json::from_str(raw.as_deref().unwrap_or("null"))?,
             wamid,
             status,
+            dispatch_started_at,
         })
     })
     .transpose()
@@ -176,22 +197,29 @@ pub(crate) fn record_sent(conn: &Connection, id: &str, wamid: Option<&str>) -> R
     add_history(conn, id, "accepted", now, None)?;
     conn.prepare_cached(
         "UPDATE messages SET wa_message_id = coalesce(?2, wa_message_id), status = ?3,
-             errors = coalesce(?4, errors), updated_at = ?5
+             errors = coalesce(?4, errors), updated_at = ?5, dispatch_started_at = NULL
          WHERE id = ?1",
     )?
     .execute(params![id, wamid, status, errors, now])?;
     Ok(())
 }
 
+pub(crate) fn mark_dispatching(conn: &Connection, id: &str) -> Result<()> {
+    conn.prepare_cached("UPDATE messages SET dispatch_started_at = ?2 WHERE id = ?1")?
+        .execute(params![id, now_ms() / 1000])?;
+    Ok(())
+}
+
 /// Records a failed send attempt; a terminal one marks the message failed.
-pub(crate) fn record_send_error(conn: &Connection, id: &str, error: &Value, terminal: bool) -> Result<()> {
+pub(crate) fn record_send_error(conn: &Connection, id: &str, error: &Value, terminal: bool, maybe_sent: bool) -> Result<()> {
     let now = now_ms() / 1000;
     let errors = Value::Array(vec![error.clone()]).to_string();
     conn.prepare_cached(
-        "UPDATE messages SET errors = ?2, status = CASE WHEN ?3 THEN 'failed' ELSE status END, updated_at = ?4
+        "UPDATE messages SET errors = ?2, status = CASE WHEN ?3 THEN 'failed' ELSE status END, updated_at = ?4,
+             dispatch_started_at = CASE WHEN ?5 THEN dispatch_started_at ELSE NULL END
          WHERE id = ?1",
     )?
-    .execute(params![id, errors, terminal, now])?;
+    .execute(params![id, errors, terminal, now, maybe_sent])?;
     if terminal {
         add_history(conn, id, "failed", now, Some(&errors))?;
     }

@@ -66,6 +66,9 @@ impl SqliteStore {
         }
         let conn = open_connection(&path, options.durability)?;
         conn.execute_batch(include_str!("schema.sql"))?;
+        // Leases held when the previous process died would otherwise block their
+        // events until they expire; handlers are idempotent, so release them now.
+        conn.execute("UPDATE outbox SET leased_until_ms = 0 WHERE leased_until_ms > 0", [])?;
         let committed = Arc::new(Notify::new());
         Ok(SqliteStore {
             writer: Writer::start(conn, committed.clone()),
@@ -137,9 +140,16 @@ impl Store for SqliteStore {
         self.writer.write(move |conn| messages::record_sent(conn, &id, wamid.as_deref())).await
     }
 
-    async fn record_send_error(&self, id: &str, error: serde_json::Value, terminal: bool) -> Result<()> {
+    async fn mark_dispatching(&self, id: &str) -> Result<()> {
         let id = id.to_owned();
-        self.writer.write(move |conn| messages::record_send_error(conn, &id, &error, terminal)).await
+        self.writer.write(move |conn| messages::mark_dispatching(conn, &id)).await
+    }
+
+    async fn record_send_error(&self, id: &str, error: serde_json::Value, terminal: bool, maybe_sent: bool) -> Result<()> {
+        let id = id.to_owned();
+        self.writer
+            .write(move |conn| messages::record_send_error(conn, &id, &error, terminal, maybe_sent))
+            .await
     }
 
     async fn message(&self, id_or_wamid: &str) -> Result<Option<MessageView>> {

@@ -30,6 +30,7 @@ CREATE TABLE IF NOT EXISTS messages (
     errors          TEXT,              -- JSON: Meta's errors[] or the dispatcher's last error
     raw             TEXT,              -- JSON: Meta's object (inbound) or the send body (outbound)
     idempotency_key TEXT UNIQUE,
+    dispatch_started_at INTEGER,       -- a send to Meta began and its outcome is not known yet
     timestamp       INTEGER NOT NULL,
     created_at      INTEGER NOT NULL,
     updated_at      INTEGER NOT NULL
