@@ -132,7 +132,7 @@ impl Dispatcher {
         let last_attempt = delivery.attempt >= self.max_attempts;
         let terminal = class == ErrorClass::Permanent || last_attempt;
         tracing::warn!(message_id = id, code = error.code(), attempt = delivery.attempt, terminal, %error, "send failed");
-        let maybe_sent = matches!(error, CallError::Timeout | CallError::Transport(_));
+        let maybe_sent = error.maybe_delivered();
         if let Err(store_error) = self.store.record_send_error(id, record, terminal, maybe_sent).await {
             return self.retry(delivery, store_error.to_string());
         }

@@ -35,12 +35,20 @@ pub enum CallError {
     /// No answer in time; Meta may or may not have accepted the request.
     #[error("Graph API timed out")]
     Timeout,
-    /// Connection refused or reset, or an answer that is not Meta's shape.
+    /// No connection could be made: Meta certainly did not get the request.
+    #[error("Graph API unreachable: {0}")]
+    Unreachable(String),
+    /// The connection broke mid-request, or an answer that is not Meta's shape.
     #[error("Graph API transport error: {0}")]
     Transport(String),
 }
 
 impl CallError {
+    /// Whether Meta may have taken the message although the call failed.
+    pub fn maybe_delivered(&self) -> bool {
+        matches!(self, CallError::Timeout | CallError::Transport(_))
+    }
+
     /// Whether the call may be tried again, and how.
     pub fn class(&self) -> ErrorClass {
         match self {
@@ -48,7 +56,7 @@ impl CallError {
                 ErrorClass::Permanent if *http_status >= 500 => ErrorClass::Retry,
                 class => class,
             },
-            CallError::Timeout | CallError::Transport(_) => ErrorClass::Retry,
+            CallError::Timeout | CallError::Unreachable(_) | CallError::Transport(_) => ErrorClass::Retry,
         }
     }
 
@@ -162,6 +170,8 @@ impl GraphClient {
 fn transport_error(error: reqwest::Error) -> CallError {
     if error.is_timeout() {
         CallError::Timeout
+    } else if error.is_connect() {
+        CallError::Unreachable(error.to_string())
     } else {
         CallError::Transport(error.to_string())
     }
