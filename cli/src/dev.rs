@@ -60,7 +60,7 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
     if let Some(sandbox) = &sandbox {
         router = router.merge(sandbox.router());
     }
-    let consumers = consumer::start(&context, subscriptions);
+    let consumers = consumer::start(&context, subscriptions).await?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let shutdown = async move {
         tokio::select! {

@@ -22,8 +22,14 @@ pub struct Consumers {
     tasks: JoinSet<()>,
 }
 
-/// Starts one consumer loop per subscription.
-pub fn start(context: &Context, subscriptions: Vec<Subscription>) -> Consumers {
+/// Releases leases a dead process left behind, then starts one consumer loop per subscription.
+pub async fn start(context: &Context, subscriptions: Vec<Subscription>) -> anyhow::Result<Consumers> {
+    if !subscriptions.is_empty() {
+        let released = context.store.release_leases().await?;
+        if released > 0 {
+            tracing::warn!(released, "events leased by a previous run are delivered again");
+        }
+    }
     let (stop, stopped) = watch::channel(false);
     let mut tasks = JoinSet::new();
     for subscription in subscriptions {
@@ -31,7 +37,7 @@ pub fn start(context: &Context, subscriptions: Vec<Subscription>) -> Consumers {
         let committed = context.committed.clone();
         tasks.spawn(consume(store, committed, subscription, stopped.clone()));
     }
-    Consumers { stop, tasks }
+    Ok(Consumers { stop, tasks })
 }
 
 impl Consumers {

@@ -30,7 +30,7 @@ pub async fn run_function(build: fn(&Context) -> Function) -> anyhow::Result<()>
     auth::store_bootstrap_key(&context).await?;
     let function = build(&context);
     tracing::info!(function = function.name, "starting");
-    let consumers = consumer::start(&context, function.subscriptions);
+    let consumers = consumer::start(&context, function.subscriptions).await?;
     let router = function.router.merge(health::router(context.clone()));
     server::serve(router, context.config.listen_addr(), consumers).await
 }

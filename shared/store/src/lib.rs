@@ -95,6 +95,10 @@ pub trait Store: Send + Sync + 'static {
     /// Settles a leased event.
     async fn settle(&self, delivery: &Delivery, settlement: Settlement) -> Result<()>;
 
+    /// Releases leases left by a process that died, so its events are delivered
+    /// again now: call once before consuming, not from tools that only read.
+    async fn release_leases(&self) -> Result<usize>;
+
     /// Events waiting (or in flight) per topic, and dead letters.
     async fn queue_depths(&self) -> Result<QueueDepths>;
 }

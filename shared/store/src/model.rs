@@ -167,6 +167,9 @@ pub struct Delivery {
     pub payload: Value,
     /// 1 on the first delivery.
     pub attempt: u32,
+    /// The lease this delivery holds: settling a delivery whose lease expired
+    /// (and was perhaps taken by another consumer) changes nothing.
+    pub lease_until_ms: i64,
 }
 
 /// How a handler finished with a delivery.

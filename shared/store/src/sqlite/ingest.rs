@@ -1,6 +1,6 @@
 //! Storing a webhook notification in one savepoint of the group transaction.
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection};
 use zapfn_whatsapp::webhook::{InboundMessage, Notification, RawEvent, StatusUpdate};
 
 use super::{new_id, now_ms, outbox};
@@ -35,16 +35,9 @@ pub(crate) fn ingest(conn: &Connection, notification: &Notification) -> Result<I
 
 /// Stores a new inbound message and its `messages` event; false if the wamid is known.
 fn insert_message(conn: &Connection, message: &InboundMessage, now_ms: i64) -> Result<bool> {
-    let known = conn
-        .prepare_cached("SELECT 1 FROM messages WHERE wa_message_id = ?1")?
-        .query_row([&message.wamid], |_| Ok(()))
-        .optional()?
-        .is_some();
-    if known {
-        return Ok(false);
-    }
     let now = now_ms / 1000;
     let sent_at = if message.timestamp > 0 { message.timestamp } else { now };
+    // Idempotent for a duplicate, so it needs no look-up first.
     let conversation_id = upsert_conversation(
         conn,
         &message.phone_number_id,
@@ -54,25 +47,30 @@ fn insert_message(conn: &Connection, message: &InboundMessage, now_ms: i64) -> R
         now,
     )?;
     let id = new_id("msg");
-    conn.prepare_cached(
-        "INSERT INTO messages (id, wa_message_id, conversation_id, phone_number_id, direction, type,
-             from_id, to_id, text, media, context, status, raw, timestamp, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, 'inbound', ?5, ?6, ?4, ?7, ?8, ?9, 'received', ?10, ?11, ?12, ?12)",
-    )?
-    .execute(params![
-        id,
-        message.wamid,
-        conversation_id,
-        message.phone_number_id,
-        message.message_type,
-        message.from,
-        message.text,
-        message.media.as_ref().map(|m| m.to_string()),
-        message.context.as_ref().map(|c| c.to_string()),
-        message.raw,
-        sent_at,
-        now,
-    ])?;
+    let inserted = conn
+        .prepare_cached(
+            "INSERT INTO messages (id, wa_message_id, conversation_id, phone_number_id, direction, type,
+                 from_id, to_id, text, media, context, status, raw, timestamp, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, 'inbound', ?5, ?6, ?4, ?7, ?8, ?9, 'received', ?10, ?11, ?12, ?12)
+             ON CONFLICT (wa_message_id) DO NOTHING",
+        )?
+        .execute(params![
+            id,
+            message.wamid,
+            conversation_id,
+            message.phone_number_id,
+            message.message_type,
+            message.from,
+            message.text,
+            message.media.as_ref().map(|m| m.to_string()),
+            message.context.as_ref().map(|c| c.to_string()),
+            message.raw,
+            sent_at,
+            now,
+        ])?;
+    if inserted == 0 {
+        return Ok(false);
+    }
     let event = MessageEvent {
         message_id: id,
         phone_number_id: message.phone_number_id.clone(),
@@ -102,7 +100,8 @@ pub(crate) fn upsert_conversation(
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)
              ON CONFLICT (phone_number_id, wa_id) DO UPDATE SET
                  contact_name = coalesce(excluded.contact_name, contact_name),
-                 last_inbound_at = max(coalesce(last_inbound_at, 0), coalesce(excluded.last_inbound_at, 0)),
+                 last_inbound_at = max(coalesce(last_inbound_at, excluded.last_inbound_at),
+                                       coalesce(excluded.last_inbound_at, last_inbound_at)),
                  last_message_at = max(last_message_at, excluded.last_message_at),
                  updated_at = excluded.updated_at
              RETURNING id",

@@ -66,9 +66,6 @@ impl SqliteStore {
         }
         let conn = open_connection(&path, options.durability)?;
         conn.execute_batch(include_str!("schema.sql"))?;
-        // Leases held when the previous process died would otherwise block their
-        // events until they expire; handlers are idempotent, so release them now.
-        conn.execute("UPDATE outbox SET leased_until_ms = 0 WHERE leased_until_ms > 0", [])?;
         let committed = Arc::new(Notify::new());
         Ok(SqliteStore {
             writer: Writer::start(conn, committed.clone()),
@@ -194,6 +191,10 @@ impl Store for SqliteStore {
     async fn settle(&self, delivery: &Delivery, settlement: Settlement) -> Result<()> {
         let (delivery, options) = (delivery.clone(), self.options.clone());
         self.writer.write(move |conn| outbox::settle(conn, &delivery, settlement, &options)).await
+    }
+
+    async fn release_leases(&self) -> Result<usize> {
+        self.writer.write(outbox::release_leases).await
     }
 
     async fn queue_depths(&self) -> Result<QueueDepths> {

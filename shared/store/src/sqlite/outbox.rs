@@ -1,6 +1,6 @@
 //! The transactional outbox: events written with the data they describe, leased
 //! by consumers, retried with backoff and dead-lettered when they run out.
-//! Events with the same ordering key are delivered one at a time, in order.
+//! Events of one topic with the same ordering key are delivered one at a time, in order.
 
 use std::time::Duration;
 
@@ -26,7 +26,8 @@ pub(crate) fn claim(conn: &Connection, topic: &str, limit: usize, lease: Duratio
         "SELECT id, ordering_key, payload, attempts FROM outbox AS o
          WHERE topic = ?1 AND available_at_ms <= ?2 AND leased_until_ms <= ?2
            AND (ordering_key IS NULL OR NOT EXISTS (
-                SELECT 1 FROM outbox AS p WHERE p.ordering_key = o.ordering_key AND p.id < o.id))
+                SELECT 1 FROM outbox AS p
+                WHERE p.topic = o.topic AND p.ordering_key = o.ordering_key AND p.id < o.id))
          ORDER BY id LIMIT ?3",
     )?;
     let rows = select
@@ -46,14 +47,21 @@ pub(crate) fn claim(conn: &Connection, topic: &str, limit: usize, lease: Duratio
             ordering_key,
             payload: serde_json::from_str(&payload)?,
             attempt: attempts + 1,
+            lease_until_ms: leased_until,
         });
     }
     Ok(deliveries)
 }
 
-/// Applies a consumer's verdict on a leased event.
+/// Applies a consumer's verdict on a leased event, if the lease is still its own.
 pub(crate) fn settle(conn: &Connection, delivery: &Delivery, settlement: Settlement, options: &SqliteOptions) -> Result<()> {
     let now = now_ms();
+    let created_at: Option<i64> = conn
+        .prepare_cached("SELECT created_at_ms FROM outbox WHERE id = ?1 AND leased_until_ms = ?2")?
+        .query_row(params![delivery.id, delivery.lease_until_ms], |r| r.get(0))
+        .optional()?;
+    // Gone, or its lease expired and it was delivered again: the newer delivery decides.
+    let Some(created_at) = created_at else { return Ok(()) };
     match settlement {
         Settlement::Ack => {
             conn.prepare_cached("DELETE FROM outbox WHERE id = ?1")?.execute([delivery.id])?;
@@ -65,12 +73,6 @@ pub(crate) fn settle(conn: &Connection, delivery: &Delivery, settlement: Settlem
             .execute(params![delivery.id, now + after.as_millis() as i64])?;
         }
         Settlement::Retry { after, error } => {
-            let created_at: Option<i64> = conn
-                .prepare_cached("SELECT created_at_ms FROM outbox WHERE id = ?1")?
-                .query_row([delivery.id], |r| r.get(0))
-                .optional()?;
-            // Gone already: another delivery of it was settled after this lease expired.
-            let Some(created_at) = created_at else { return Ok(()) };
             let next = now + after.as_millis() as i64;
             let too_old = next - created_at > options.max_retry_age.as_millis() as i64;
             if delivery.attempt >= options.max_attempts || too_old {
@@ -83,6 +85,12 @@ pub(crate) fn settle(conn: &Connection, delivery: &Delivery, settlement: Settlem
         Settlement::DeadLetter { error } => dead_letter(conn, delivery.id, &error, now)?,
     }
     Ok(())
+}
+
+/// Releases every lease: for a process that starts consuming after an unclean stop
+/// (handlers are idempotent, so at worst an event runs twice).
+pub(crate) fn release_leases(conn: &Connection) -> Result<usize> {
+    Ok(conn.execute("UPDATE outbox SET leased_until_ms = 0 WHERE leased_until_ms > 0", [])?)
 }
 
 fn dead_letter(conn: &Connection, id: i64, error: &str, now: i64) -> Result<()> {

@@ -1,4 +1,6 @@
 -- zapfn embedded schema (SQLite, WAL). Times are Unix seconds unless named *_ms.
+-- `PRAGMA user_version` numbers it; a change bumps it with a migration in mod.rs.
+PRAGMA user_version = 1;
 
 CREATE TABLE IF NOT EXISTS conversations (
     id              TEXT PRIMARY KEY,
@@ -29,7 +31,7 @@ CREATE TABLE IF NOT EXISTS messages (
     status          TEXT NOT NULL,
     errors          TEXT,              -- JSON: Meta's errors[] or the dispatcher's last error
     raw             TEXT,              -- JSON: Meta's object (inbound) or the send body (outbound)
-    idempotency_key TEXT UNIQUE,
+    idempotency_key TEXT,
     dispatch_started_at INTEGER,       -- a send to Meta began and its outcome is not known yet
     timestamp       INTEGER NOT NULL,
     created_at      INTEGER NOT NULL,
@@ -37,7 +39,8 @@ CREATE TABLE IF NOT EXISTS messages (
 );
 CREATE INDEX IF NOT EXISTS messages_by_conversation
     ON messages (conversation_id, timestamp DESC, id DESC);
-CREATE INDEX IF NOT EXISTS messages_by_status ON messages (status, updated_at);
+CREATE UNIQUE INDEX IF NOT EXISTS messages_by_idempotency_key
+    ON messages (idempotency_key) WHERE idempotency_key IS NOT NULL;
 
 -- Every status event, by subject (a wamid, or a zapfn id before the message has one).
 CREATE TABLE IF NOT EXISTS status_events (

@@ -11,7 +11,9 @@ use crate::{Result, StoreError};
 const MAX_BATCH: usize = 1024;
 
 type Finish = Box<dyn FnOnce(Result<()>) + Send>;
-type Job = Box<dyn FnOnce(&Connection) -> (bool, Finish) + Send>;
+/// Runs on the connection (or, given none, fails without running) and says
+/// whether it succeeded, plus how to answer its caller once the commit is known.
+type Job = Box<dyn FnOnce(Option<&Connection>) -> (bool, Finish) + Send>;
 
 /// Handle to the writer thread.
 #[derive(Clone)]
@@ -38,7 +40,10 @@ impl Writer {
     {
         let (reply, answer) = oneshot::channel();
         let job: Job = Box::new(move |conn| {
-            let outcome = work(conn);
+            let outcome = match conn {
+                Some(conn) => work(conn),
+                None => Err(StoreError::Unavailable("could not begin a write transaction".into())),
+            };
             let ok = outcome.is_ok();
             let finish: Finish = Box::new(move |committed| {
                 let _ = reply.send(committed.and(outcome));
@@ -70,17 +75,22 @@ fn run(conn: Connection, mut receiver: mpsc::Receiver<Job>, committed: std::sync
 /// Runs a batch in one transaction and answers every job with the commit result.
 fn commit_batch(conn: &Connection, batch: &mut Vec<Job>) -> Result<()> {
     if let Err(error) = conn.execute_batch("BEGIN IMMEDIATE") {
-        let message = error.to_string();
+        tracing::error!(%error, "could not begin a write transaction");
         for job in batch.drain(..) {
-            drop(job);
+            let (_, finish) = job(None);
+            finish(Err(StoreError::Unavailable(error.to_string())));
         }
-        tracing::error!(error = %message, "could not begin a write transaction");
-        return Err(StoreError::Unavailable(message));
+        return Err(StoreError::Unavailable(error.to_string()));
     }
     let mut finishers = Vec::with_capacity(batch.len());
     for job in batch.drain(..) {
         let savepoint = conn.execute_batch("SAVEPOINT job");
-        let (ok, finish) = job(conn);
+        // A panicking job loses its own answer (its caller sees `Closed`), not the writer.
+        let Ok((ok, finish)) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(Some(conn)))) else {
+            tracing::error!("a write job panicked; rolled back");
+            let _ = conn.execute_batch("ROLLBACK TO job; RELEASE job");
+            continue;
+        };
         if savepoint.is_ok() {
             let end = if ok { "RELEASE job" } else { "ROLLBACK TO job; RELEASE job" };
             if let Err(error) = conn.execute_batch(end) {
