@@ -16,7 +16,8 @@ pub struct ApiKeyName(pub String);
 
 /// HMAC-SHA256 of the key with the server-side pepper, hex.
 pub fn hash_key(pepper: &str, key: &str) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(pepper.as_bytes()).expect("HMAC takes keys of any length");
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(pepper.as_bytes()).expect("HMAC takes keys of any length");
     mac.update(key.as_bytes());
     hex::encode(mac.finalize().into_bytes())
 }
@@ -25,20 +26,29 @@ pub fn hash_key(pepper: &str, key: &str) -> String {
 pub fn generate_key() -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
     let mut rng = rand::rngs::OsRng;
-    let body: String = (0..40).map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char).collect();
+    let body: String = (0..40)
+        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
+        .collect();
     format!("zk_{body}")
 }
 
 /// Stores `ZAPFN_API_KEY` (if set) as the `bootstrap` key.
 pub async fn store_bootstrap_key(context: &Context) -> anyhow::Result<()> {
     if let Some(key) = &context.config.bootstrap_api_key {
-        context.store.put_api_key("bootstrap", &hash_key(&context.config.key_pepper, key)).await?;
+        context
+            .store
+            .put_api_key("bootstrap", &hash_key(&context.config.key_pepper, key))
+            .await?;
     }
     Ok(())
 }
 
 /// Middleware: 401 unless the request carries a live API key.
-pub async fn require_api_key(State(context): State<Context>, mut request: Request, next: Next) -> Response {
+pub async fn require_api_key(
+    State(context): State<Context>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let presented = request
         .headers()
         .get(header::AUTHORIZATION)
@@ -47,9 +57,15 @@ pub async fn require_api_key(State(context): State<Context>, mut request: Reques
         .map(str::trim)
         .filter(|key| !key.is_empty());
     let Some(key) = presented else {
-        return unauthorized("send `Authorization: Bearer <api key>` (create one with `zapfn keys create`)");
+        return unauthorized(
+            "send `Authorization: Bearer <api key>` (create one with `zapfn keys create`)",
+        );
     };
-    match context.store.api_key_name(&hash_key(&context.config.key_pepper, key)).await {
+    match context
+        .store
+        .api_key_name(&hash_key(&context.config.key_pepper, key))
+        .await
+    {
         Ok(Some(name)) => {
             request.extensions_mut().insert(ApiKeyName(name));
             next.run(request).await
@@ -61,7 +77,10 @@ pub async fn require_api_key(State(context): State<Context>, mut request: Reques
 
 fn unauthorized(detail: &str) -> Response {
     let mut response = Problem::new(StatusCode::UNAUTHORIZED, detail).into_response();
-    response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        header::HeaderValue::from_static("Bearer"),
+    );
     response
 }
 

@@ -76,14 +76,17 @@ impl Config {
         let number = |name: &'static str, default: u64| -> Result<u64, ConfigError> {
             match lookup(name) {
                 None => Ok(default),
-                Some(text) => text
-                    .trim()
-                    .parse()
-                    .map_err(|_| ConfigError { name, problem: format!("{text:?} is not a whole number") }),
+                Some(text) => text.trim().parse().map_err(|_| ConfigError {
+                    name,
+                    problem: format!("{text:?} is not a whole number"),
+                }),
             }
         };
         let port = number("PORT", 8080)?;
-        let port = u16::try_from(port).map_err(|_| ConfigError { name: "PORT", problem: format!("{port} is not a port") })?;
+        let port = u16::try_from(port).map_err(|_| ConfigError {
+            name: "PORT",
+            problem: format!("{port} is not a port"),
+        })?;
         let access_token = lookup("WA_ACCESS_TOKEN");
         let sandbox = access_token.is_none();
         let app_secret = match (lookup("WA_APP_SECRET"), sandbox) {
@@ -92,7 +95,8 @@ impl Config {
             (None, false) => {
                 return Err(ConfigError {
                     name: "WA_APP_SECRET",
-                    problem: "required when WA_ACCESS_TOKEN is set (webhooks must be signed)".into(),
+                    problem: "required when WA_ACCESS_TOKEN is set (webhooks must be signed)"
+                        .into(),
                 })
             }
         };
@@ -100,12 +104,18 @@ impl Config {
             (Some(token), _) => token,
             (None, true) => SANDBOX_VERIFY_TOKEN.to_owned(),
             (None, false) => {
-                return Err(ConfigError { name: "WA_VERIFY_TOKEN", problem: "required when WA_ACCESS_TOKEN is set".into() })
+                return Err(ConfigError {
+                    name: "WA_VERIFY_TOKEN",
+                    problem: "required when WA_ACCESS_TOKEN is set".into(),
+                })
             }
         };
         let rate_limit = number("WA_RATE_LIMIT", 80)?;
         if rate_limit == 0 {
-            return Err(ConfigError { name: "WA_RATE_LIMIT", problem: "must be at least 1".into() });
+            return Err(ConfigError {
+                name: "WA_RATE_LIMIT",
+                problem: "must be at least 1".into(),
+            });
         }
         let host = lookup("ZAPFN_HOST").unwrap_or_else(|| "127.0.0.1".into());
         let graph_url = lookup("WA_GRAPH_URL").unwrap_or_else(|| {
@@ -118,7 +128,9 @@ impl Config {
         Ok(Config {
             port,
             host,
-            data_dir: lookup("ZAPFN_DATA_DIR").unwrap_or_else(|| ".zapfn".into()).into(),
+            data_dir: lookup("ZAPFN_DATA_DIR")
+                .unwrap_or_else(|| ".zapfn".into())
+                .into(),
             app_secret,
             verify_token,
             access_token,
@@ -136,7 +148,8 @@ impl Config {
             bootstrap_api_key: lookup("ZAPFN_API_KEY"),
             key_pepper: lookup("ZAPFN_KEY_PEPPER").unwrap_or_default(),
             rules_path: lookup("ZAPFN_RULES").map(PathBuf::from),
-            sqlite_full_sync: lookup("ZAPFN_SQLITE_SYNC").is_some_and(|v| v.eq_ignore_ascii_case("full")),
+            sqlite_full_sync: lookup("ZAPFN_SQLITE_SYNC")
+                .is_some_and(|v| v.eq_ignore_ascii_case("full")),
         })
     }
 
@@ -164,7 +177,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Config::from_lookup(|name| map.get(name).cloned())
     }
 
@@ -176,7 +192,12 @@ mod tests {
         assert_eq!(sandbox.rate_limit, 80);
         let error = config(&[("WA_ACCESS_TOKEN", "EAAG")]).unwrap_err();
         assert_eq!(error.name, "WA_APP_SECRET");
-        let live = config(&[("WA_ACCESS_TOKEN", "EAAG"), ("WA_APP_SECRET", "s"), ("WA_VERIFY_TOKEN", "v")]).unwrap();
+        let live = config(&[
+            ("WA_ACCESS_TOKEN", "EAAG"),
+            ("WA_APP_SECRET", "s"),
+            ("WA_VERIFY_TOKEN", "v"),
+        ])
+        .unwrap();
         assert_eq!(live.graph_url, "https://graph.facebook.com");
         assert!(config(&[("PORT", "http")]).is_err());
         assert!(config(&[("WA_RATE_LIMIT", "0")]).is_err());

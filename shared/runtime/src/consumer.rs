@@ -23,19 +23,25 @@ pub struct Consumers {
 }
 
 /// Releases leases a dead process left behind, then starts one consumer loop per subscription.
-pub async fn start(context: &Context, subscriptions: Vec<Subscription>) -> anyhow::Result<Consumers> {
+pub async fn start(
+    context: &Context,
+    subscriptions: Vec<Subscription>,
+) -> anyhow::Result<Consumers> {
     if !subscriptions.is_empty() {
         let released = context.store.release_leases().await?;
         if released > 0 {
-            tracing::warn!(released, "events leased by a previous run are delivered again");
+            tracing::warn!(
+                released,
+                "events leased by a previous run are delivered again"
+            );
         }
     }
     let (stop, stopped) = watch::channel(false);
     let mut tasks = JoinSet::new();
     for subscription in subscriptions {
         let store = context.store.clone();
-        let committed = context.committed.clone();
-        tasks.spawn(consume(store, committed, subscription, stopped.clone()));
+        let published = context.published.clone();
+        tasks.spawn(consume(store, published, subscription, stopped.clone()));
     }
     Ok(Consumers { stop, tasks })
 }
@@ -46,12 +52,19 @@ impl Consumers {
         let _ = self.stop.send(true);
         let all = async { while self.tasks.join_next().await.is_some() {} };
         if tokio::time::timeout(grace, all).await.is_err() {
-            tracing::warn!("event handlers still running at shutdown; their events will be redelivered");
+            tracing::warn!(
+                "event handlers still running at shutdown; their events will be redelivered"
+            );
         }
     }
 }
 
-async fn consume(store: Arc<dyn Store>, committed: Arc<Notify>, subscription: Subscription, mut stopped: watch::Receiver<bool>) {
+async fn consume(
+    store: Arc<dyn Store>,
+    published: Arc<Notify>,
+    subscription: Subscription,
+    mut stopped: watch::Receiver<bool>,
+) {
     let permits = Arc::new(Semaphore::new(subscription.concurrency));
     let mut in_flight = JoinSet::new();
     while !*stopped.borrow() {
@@ -64,13 +77,15 @@ async fn consume(store: Arc<dyn Store>, committed: Arc<Notify>, subscription: Su
             }
             continue;
         }
-        let notified = committed.notified();
+        let notified = published.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
         match store.claim(subscription.topic, free, LEASE).await {
             Ok(deliveries) if !deliveries.is_empty() => {
                 for delivery in deliveries {
-                    let Ok(permit) = permits.clone().acquire_owned().await else { return };
+                    let Ok(permit) = permits.clone().acquire_owned().await else {
+                        return;
+                    };
                     let (store, handler) = (store.clone(), subscription.handler.clone());
                     in_flight.spawn(async move {
                         run_one(store.as_ref(), &handler, delivery).await;
@@ -79,8 +94,11 @@ async fn consume(store: Arc<dyn Store>, committed: Arc<Notify>, subscription: Su
                 }
             }
             Ok(_) => {
+                // Look again when events are published, when a handler settles (the
+                // next event of its ordering key may now be due), or after a while.
                 tokio::select! {
                     _ = &mut notified => {}
+                    _ = in_flight.join_next(), if !in_flight.is_empty() => {}
                     _ = tokio::time::sleep(IDLE_POLL) => {}
                     _ = stopped.changed() => {}
                 }

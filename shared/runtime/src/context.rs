@@ -14,26 +14,38 @@ pub struct Context {
     pub config: Arc<Config>,
     pub store: Arc<dyn Store>,
     pub graph: GraphClient,
-    /// Notified after each store commit (embedded consumers wait on it).
-    pub committed: Arc<tokio::sync::Notify>,
+    /// Notified when the store publishes events (embedded consumers wait on it).
+    pub published: Arc<tokio::sync::Notify>,
 }
 
 impl Context {
     /// Opens the embedded backends named by `config`.
     pub fn open(config: Config) -> anyhow::Result<Context> {
         let options = SqliteOptions {
-            durability: if config.sqlite_full_sync { Durability::Power } else { Durability::Process },
+            durability: if config.sqlite_full_sync {
+                Durability::Power
+            } else {
+                Durability::Process
+            },
             max_attempts: config.max_attempts,
             max_retry_age: config.max_retry_age,
         };
         let store = SqliteStore::open(config.database_path(), options)?;
-        let committed = store.committed();
+        let published = store.published();
         let graph = GraphClient::new(GraphConfig {
             base_url: config.graph_url.clone(),
             api_version: config.api_version.clone(),
-            access_token: config.access_token.clone().unwrap_or_else(|| "sandbox-token".into()),
+            access_token: config
+                .access_token
+                .clone()
+                .unwrap_or_else(|| "sandbox-token".into()),
             timeout: config.graph_timeout,
         });
-        Ok(Context { config: Arc::new(config), store: Arc::new(store), graph, committed })
+        Ok(Context {
+            config: Arc::new(config),
+            store: Arc::new(store),
+            graph,
+            published,
+        })
     }
 }

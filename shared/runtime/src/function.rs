@@ -24,7 +24,11 @@ impl Subscription {
         F: Fn(Delivery) -> Fut + Send + Sync + 'static,
         Fut: std::future::Future<Output = Settlement> + Send + 'static,
     {
-        Subscription { topic, concurrency: concurrency.max(1), handler: Arc::new(move |d| Box::pin(handler(d))) }
+        Subscription {
+            topic,
+            concurrency: concurrency.max(1),
+            handler: Arc::new(move |d| Box::pin(handler(d))),
+        }
     }
 }
 
@@ -38,11 +42,19 @@ pub struct Function {
 impl Function {
     /// A function with only HTTP routes.
     pub fn http(name: &'static str, router: axum::Router) -> Function {
-        Function { name, router, subscriptions: Vec::new() }
+        Function {
+            name,
+            router,
+            subscriptions: Vec::new(),
+        }
     }
 
     /// A function with only event handlers.
     pub fn events(name: &'static str, subscriptions: Vec<Subscription>) -> Function {
-        Function { name, router: axum::Router::new(), subscriptions }
+        Function {
+            name,
+            router: axum::Router::new(),
+            subscriptions,
+        }
     }
 }

@@ -11,7 +11,9 @@ use crate::Context;
 
 /// The health route, with its state applied.
 pub fn router(context: Context) -> Router {
-    Router::new().route("/healthz", get(health)).with_state(context)
+    Router::new()
+        .route("/healthz", get(health))
+        .with_state(context)
 }
 
 async fn health(State(context): State<Context>) -> Response {
@@ -21,7 +23,8 @@ async fn health(State(context): State<Context>) -> Response {
         warnings.push("WA_PHONE_NUMBER_ID is not set: `zapfn simulate` and defaults need it");
     }
     if config.bootstrap_api_key.is_none() {
-        warnings.push("ZAPFN_API_KEY is not set: only keys made with `zapfn keys create` can call /v1");
+        warnings
+            .push("ZAPFN_API_KEY is not set: only keys made with `zapfn keys create` can call /v1");
     }
     match context.store.queue_depths().await {
         Ok(depths) => Json(json!({

@@ -11,8 +11,12 @@ pub fn init() {
     let pretty = std::env::var("ZAPFN_LOG_FORMAT").is_ok_and(|format| format == "pretty");
     let registry = tracing_subscriber::registry().with(filter);
     let _ = if pretty {
-        registry.with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr)).try_init()
+        registry
+            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+            .try_init()
     } else {
-        registry.with(tracing_stackdriver::layer().with_writer(std::io::stderr)).try_init()
+        registry
+            .with(tracing_stackdriver::layer().with_writer(std::io::stderr))
+            .try_init()
     };
 }

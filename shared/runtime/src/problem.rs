@@ -39,17 +39,27 @@ impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = serde_json::to_vec(&self).unwrap_or_default();
-        (status, [(header::CONTENT_TYPE, "application/problem+json")], body).into_response()
+        (
+            status,
+            [(header::CONTENT_TYPE, "application/problem+json")],
+            body,
+        )
+            .into_response()
     }
 }
 
 impl From<zapfn_store::StoreError> for Problem {
     fn from(error: zapfn_store::StoreError) -> Problem {
         match error {
-            zapfn_store::StoreError::Invalid(detail) => Problem::new(StatusCode::BAD_REQUEST, detail),
+            zapfn_store::StoreError::Invalid(detail) => {
+                Problem::new(StatusCode::BAD_REQUEST, detail)
+            }
             other => {
                 tracing::error!(error = %other, "store failure");
-                Problem::new(StatusCode::SERVICE_UNAVAILABLE, "storage is unavailable; try again")
+                Problem::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "storage is unavailable; try again",
+                )
             }
         }
     }

@@ -31,9 +31,9 @@ pub fn instrument(router: Router) -> Router {
 
 /// Serves `router` on `addr` until SIGTERM or Ctrl-C, then stops `consumers`.
 pub async fn serve(router: Router, addr: SocketAddr, consumers: Consumers) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e} (set PORT to use another port)"))?;
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        anyhow::anyhow!("cannot listen on {addr}: {e} (set PORT to use another port)")
+    })?;
     serve_on(listener, router, consumers, shutdown_signal()).await
 }
 
@@ -45,7 +45,9 @@ pub async fn serve_on(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     tracing::info!(addr = %listener.local_addr()?, "listening");
-    axum::serve(listener, instrument(router)).with_graceful_shutdown(shutdown).await?;
+    axum::serve(listener, instrument(router))
+        .with_graceful_shutdown(shutdown)
+        .await?;
     tracing::info!("HTTP drained; stopping event handlers");
     consumers.shutdown(HANDLER_GRACE).await;
     tracing::info!("stopped");

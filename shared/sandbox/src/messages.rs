@@ -69,7 +69,13 @@ pub(crate) async fn send(
     };
     let input = request.to.unwrap_or_default();
     let wa_id = wa_id(&input);
-    statuses::spawn(&sandbox, phone_number_id, wamid.clone(), wa_id.clone(), callback_data);
+    statuses::spawn(
+        &sandbox,
+        phone_number_id,
+        wamid.clone(),
+        wa_id.clone(),
+        callback_data,
+    );
     Json(json!({
         "messaging_product": "whatsapp",
         "contacts": [{ "input": input, "wa_id": wa_id }],

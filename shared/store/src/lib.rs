@@ -66,7 +66,13 @@ pub trait Store: Send + Sync + 'static {
 
     /// Records a failed attempt; `terminal` marks the message `failed`. `maybe_sent`
     /// (a timeout or lost connection) keeps the mid-send mark: Meta may have the message.
-    async fn record_send_error(&self, id: &str, error: serde_json::Value, terminal: bool, maybe_sent: bool) -> Result<()>;
+    async fn record_send_error(
+        &self,
+        id: &str,
+        error: serde_json::Value,
+        terminal: bool,
+        maybe_sent: bool,
+    ) -> Result<()>;
 
     /// A message by zapfn id or wamid, with its status history.
     async fn message(&self, id_or_wamid: &str) -> Result<Option<MessageView>>;
@@ -78,7 +84,11 @@ pub trait Store: Send + Sync + 'static {
     async fn conversation(&self, id: &str) -> Result<Option<Conversation>>;
 
     /// A conversation's messages, newest first.
-    async fn conversation_messages(&self, conversation_id: &str, page: PageRequest) -> Result<Page<MessageView>>;
+    async fn conversation_messages(
+        &self,
+        conversation_id: &str,
+        page: PageRequest,
+    ) -> Result<Page<MessageView>>;
 
     /// When the customer last wrote (Unix seconds): the start of the 24-hour window.
     async fn last_inbound_at(&self, phone_number_id: &str, wa_id: &str) -> Result<Option<i64>>;

@@ -147,7 +147,10 @@ pub struct PageRequest {
 
 impl Default for PageRequest {
     fn default() -> Self {
-        PageRequest { cursor: None, limit: 50 }
+        PageRequest {
+            cursor: None,
+            limit: 50,
+        }
     }
 }
 

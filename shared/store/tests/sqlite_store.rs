@@ -1789,7 +1789,11 @@ async fn data_and_pending_events_survive_reopen() {
         },
     )
     .unwrap();
-    assert_eq!(store.release_leases().await.unwrap(), 1, "the lease of the dead run");
+    assert_eq!(
+        store.release_leases().await.unwrap(),
+        1,
+        "the lease of the dead run"
+    );
     let message = store
         .message(&wamid)
         .await
@@ -1903,15 +1907,26 @@ async fn a_failing_write_does_not_fail_the_others_in_its_batch() {
 #[tokio::test]
 async fn a_settle_after_the_lease_expired_changes_nothing() {
     let (_dir, store) = open_default();
-    store.ingest(texts(PNID, MARIA, &[("wamid.STALE", 1)])).await.unwrap();
-    let first = store.claim(topics::MESSAGES, 1, Duration::from_millis(30)).await.unwrap().remove(0);
+    store
+        .ingest(texts(PNID, MARIA, &[("wamid.STALE", 1)]))
+        .await
+        .unwrap();
+    let first = store
+        .claim(topics::MESSAGES, 1, Duration::from_millis(30))
+        .await
+        .unwrap()
+        .remove(0);
     tokio::time::sleep(Duration::from_millis(60)).await;
     let second = claim_one(&store, topics::MESSAGES).await;
     assert_eq!(second.attempt, 2);
 
     store.settle(&first, Settlement::Ack).await.unwrap();
     let depths = store.queue_depths().await.unwrap();
-    assert_eq!(pending(&depths), vec![(topics::MESSAGES, 1)], "the stale ack did not remove the redelivered event");
+    assert_eq!(
+        pending(&depths),
+        vec![(topics::MESSAGES, 1)],
+        "the stale ack did not remove the redelivered event"
+    );
 
     store.settle(&second, Settlement::Ack).await.unwrap();
     assert!(pending(&store.queue_depths().await.unwrap()).is_empty());

@@ -56,7 +56,9 @@ impl CallError {
                 ErrorClass::Permanent if *http_status >= 500 => ErrorClass::Retry,
                 class => class,
             },
-            CallError::Timeout | CallError::Unreachable(_) | CallError::Transport(_) => ErrorClass::Retry,
+            CallError::Timeout | CallError::Unreachable(_) | CallError::Transport(_) => {
+                ErrorClass::Retry
+            }
         }
     }
 

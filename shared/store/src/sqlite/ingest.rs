@@ -36,7 +36,11 @@ pub(crate) fn ingest(conn: &Connection, notification: &Notification) -> Result<I
 /// Stores a new inbound message and its `messages` event; false if the wamid is known.
 fn insert_message(conn: &Connection, message: &InboundMessage, now_ms: i64) -> Result<bool> {
     let now = now_ms / 1000;
-    let sent_at = if message.timestamp > 0 { message.timestamp } else { now };
+    let sent_at = if message.timestamp > 0 {
+        message.timestamp
+    } else {
+        now
+    };
     // Idempotent for a duplicate, so it needs no look-up first.
     let conversation_id = upsert_conversation(
         conn,
@@ -78,7 +82,13 @@ fn insert_message(conn: &Connection, message: &InboundMessage, now_ms: i64) -> R
         from: message.from.clone(),
     };
     let ordering_key = format!("{}:{}", message.phone_number_id, message.from);
-    outbox::publish(conn, topics::MESSAGES, Some(&ordering_key), &serde_json::to_string(&event)?, now_ms)?;
+    outbox::publish(
+        conn,
+        topics::MESSAGES,
+        Some(&ordering_key),
+        &serde_json::to_string(&event)?,
+        now_ms,
+    )?;
     Ok(true)
 }
 
@@ -107,13 +117,25 @@ pub(crate) fn upsert_conversation(
              RETURNING id",
         )?
         .query_row(
-            params![new_id("conv"), phone_number_id, wa_id, contact_name, inbound_at, message_at, now],
+            params![
+                new_id("conv"),
+                phone_number_id,
+                wa_id,
+                contact_name,
+                inbound_at,
+                message_at,
+                now
+            ],
             |row| row.get(0),
         )?)
 }
 
 /// Records a status event once per (wamid, status); true if it is new.
-pub(crate) fn insert_status_event(conn: &Connection, status: &StatusUpdate, now_ms: i64) -> Result<bool> {
+pub(crate) fn insert_status_event(
+    conn: &Connection,
+    status: &StatusUpdate,
+    now_ms: i64,
+) -> Result<bool> {
     let inserted = conn
         .prepare_cached(
             "INSERT INTO status_events (subject, status, timestamp, errors, raw, received_at)
@@ -131,7 +153,14 @@ pub(crate) fn insert_status_event(conn: &Connection, status: &StatusUpdate, now_
 }
 
 fn insert_raw_event(conn: &Connection, event: &RawEvent, now_ms: i64) -> Result<()> {
-    conn.prepare_cached("INSERT INTO raw_events (phone_number_id, kind, raw, received_at) VALUES (?1, ?2, ?3, ?4)")?
-        .execute(params![event.phone_number_id, event.kind, event.raw, now_ms / 1000])?;
+    conn.prepare_cached(
+        "INSERT INTO raw_events (phone_number_id, kind, raw, received_at) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![
+        event.phone_number_id,
+        event.kind,
+        event.raw,
+        now_ms / 1000
+    ])?;
     Ok(())
 }

@@ -17,7 +17,9 @@ pub(crate) fn apply_status(conn: &Connection, status: &StatusUpdate) -> Result<(
     insert_status_event(conn, status, now_ms)?;
     let current = conn
         .prepare_cached("SELECT id, status FROM messages WHERE wa_message_id = ?1")?
-        .query_row([&status.wamid], |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)))
+        .query_row([&status.wamid], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+        })
         .optional()?;
     if current.is_none() {
         if let Some(id) = sent_message_of(conn, status)? {
@@ -40,10 +42,21 @@ pub(crate) fn apply_status(conn: &Connection, status: &StatusUpdate) -> Result<(
         }
         None => {
             let conversation_id = match &status.recipient_id {
-                Some(recipient) => Some(upsert_conversation(conn, &status.phone_number_id, recipient, None, None, now)?),
+                Some(recipient) => Some(upsert_conversation(
+                    conn,
+                    &status.phone_number_id,
+                    recipient,
+                    None,
+                    None,
+                    now,
+                )?),
                 None => None,
             };
-            let initial = if advances("queued", &status.status) { status.status.as_str() } else { "unknown" };
+            let initial = if advances("queued", &status.status) {
+                status.status.as_str()
+            } else {
+                "unknown"
+            };
             conn.prepare_cached(
                 "INSERT INTO messages (id, wa_message_id, conversation_id, phone_number_id, direction, to_id,
                      status, errors, timestamp, created_at, updated_at)
@@ -67,7 +80,11 @@ pub(crate) fn apply_status(conn: &Connection, status: &StatusUpdate) -> Result<(
 
 /// The outbound message without a wamid that a status's callback data names.
 fn sent_message_of(conn: &Connection, status: &StatusUpdate) -> Result<Option<String>> {
-    let Some(id) = status.callback_data.as_deref().and_then(|data| data.strip_prefix("zapfn:")) else {
+    let Some(id) = status
+        .callback_data
+        .as_deref()
+        .and_then(|data| data.strip_prefix("zapfn:"))
+    else {
         return Ok(None);
     };
     Ok(conn
@@ -81,21 +98,37 @@ pub(crate) fn enqueue_send(conn: &Connection, send: &NewOutbound) -> Result<Enqu
     if let Some(key) = &send.idempotency_key {
         let existing = conn
             .prepare_cached("SELECT id, status FROM messages WHERE idempotency_key = ?1")?
-            .query_row([key], |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)))
+            .query_row([key], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+            })
             .optional()?;
         if let Some((id, status)) = existing {
-            return Ok(Enqueued { id, created: false, status });
+            return Ok(Enqueued {
+                id,
+                created: false,
+                status,
+            });
         }
     }
     let now_ms = now_ms();
     let now = now_ms / 1000;
     let recipient = send.to.as_deref().map(wa_id_of);
     let conversation_id = match &recipient {
-        Some(wa_id) => Some(upsert_conversation(conn, &send.phone_number_id, wa_id, None, None, now)?),
+        Some(wa_id) => Some(upsert_conversation(
+            conn,
+            &send.phone_number_id,
+            wa_id,
+            None,
+            None,
+            now,
+        )?),
         None => None,
     };
     let id = new_id("msg");
-    let context = send.context_message_id.as_ref().map(|id| serde_json::json!({ "id": id }).to_string());
+    let context = send
+        .context_message_id
+        .as_ref()
+        .map(|id| serde_json::json!({ "id": id }).to_string());
     conn.prepare_cached(
         "INSERT INTO messages (id, conversation_id, phone_number_id, direction, type, from_id, to_id, text,
              context, status, raw, idempotency_key, timestamp, created_at, updated_at)
@@ -115,9 +148,21 @@ pub(crate) fn enqueue_send(conn: &Connection, send: &NewOutbound) -> Result<Enqu
     ])?;
     add_history(conn, &id, "queued", now, None)?;
     let ordering_key = recipient.map(|wa_id| format!("{}:{wa_id}", send.phone_number_id));
-    let task = serde_json::to_string(&DispatchTask { message_id: id.clone() })?;
-    outbox::publish(conn, topics::DISPATCH, ordering_key.as_deref(), &task, now_ms)?;
-    Ok(Enqueued { id, created: true, status: "queued".into() })
+    let task = serde_json::to_string(&DispatchTask {
+        message_id: id.clone(),
+    })?;
+    outbox::publish(
+        conn,
+        topics::DISPATCH,
+        ordering_key.as_deref(),
+        &task,
+        now_ms,
+    )?;
+    Ok(Enqueued {
+        id,
+        created: true,
+        status: "queued".into(),
+    })
 }
 
 /// A recipient as Meta's `wa_id`: digits only.
@@ -125,7 +170,13 @@ fn wa_id_of(to: &str) -> String {
     to.chars().filter(char::is_ascii_digit).collect()
 }
 
-fn add_history(conn: &Connection, subject: &str, status: &str, timestamp: i64, errors: Option<&str>) -> Result<()> {
+fn add_history(
+    conn: &Connection,
+    subject: &str,
+    status: &str,
+    timestamp: i64,
+    errors: Option<&str>,
+) -> Result<()> {
     conn.prepare_cached(
         "INSERT INTO status_events (subject, status, timestamp, errors, received_at) VALUES (?1, ?2, ?3, ?4, ?3)
          ON CONFLICT DO NOTHING",
@@ -177,17 +228,28 @@ pub(crate) fn record_sent(conn: &Connection, id: &str, wamid: Option<&str>) -> R
     let Some(current) = current else {
         return Err(StoreError::Invalid(format!("no outbound message {id}")));
     };
-    let mut status = if advances(&current, "accepted") { "accepted".to_owned() } else { current };
+    let mut status = if advances(&current, "accepted") {
+        "accepted".to_owned()
+    } else {
+        current
+    };
     let mut errors: Option<String> = None;
     if let Some(wamid) = wamid {
         let placeholder = conn
-            .prepare_cached("SELECT id, status, errors FROM messages WHERE wa_message_id = ?1 AND id <> ?2")?
+            .prepare_cached(
+                "SELECT id, status, errors FROM messages WHERE wa_message_id = ?1 AND id <> ?2",
+            )?
             .query_row(params![wamid, id], |row| {
-                Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?, row.get::<_, Option<String>>(2)?))
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, Option<String>>(2)?,
+                ))
             })
             .optional()?;
         if let Some((placeholder_id, placeholder_status, placeholder_errors)) = placeholder {
-            conn.prepare_cached("DELETE FROM messages WHERE id = ?1")?.execute([&placeholder_id])?;
+            conn.prepare_cached("DELETE FROM messages WHERE id = ?1")?
+                .execute([&placeholder_id])?;
             if advances(&status, &placeholder_status) {
                 status = placeholder_status;
                 errors = placeholder_errors;
@@ -211,7 +273,13 @@ pub(crate) fn mark_dispatching(conn: &Connection, id: &str) -> Result<()> {
 }
 
 /// Records a failed send attempt; a terminal one marks the message failed.
-pub(crate) fn record_send_error(conn: &Connection, id: &str, error: &Value, terminal: bool, maybe_sent: bool) -> Result<()> {
+pub(crate) fn record_send_error(
+    conn: &Connection,
+    id: &str,
+    error: &Value,
+    terminal: bool,
+    maybe_sent: bool,
+) -> Result<()> {
     let now = now_ms() / 1000;
     let errors = Value::Array(vec![error.clone()]).to_string();
     conn.prepare_cached(
@@ -226,11 +294,14 @@ pub(crate) fn record_send_error(conn: &Connection, id: &str, error: &Value, term
     Ok(())
 }
 
-const MESSAGE_COLUMNS: &str = "id, wa_message_id, phone_number_id, conversation_id, direction, type, from_id, to_id,
+const MESSAGE_COLUMNS: &str =
+    "id, wa_message_id, phone_number_id, conversation_id, direction, type, from_id, to_id,
      text, media, context, status, errors, raw, timestamp";
 
 fn json_column(row: &Row, index: usize) -> rusqlite::Result<Option<Value>> {
-    Ok(row.get::<_, Option<String>>(index)?.and_then(|text| serde_json::from_str(&text).ok()))
+    Ok(row
+        .get::<_, Option<String>>(index)?
+        .and_then(|text| serde_json::from_str(&text).ok()))
 }
 
 fn message_row(row: &Row) -> rusqlite::Result<MessageView> {
@@ -260,7 +331,11 @@ pub(crate) fn message(conn: &Connection, key: &str) -> Result<Option<MessageView
         "SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ?1
          UNION ALL SELECT {MESSAGE_COLUMNS} FROM messages WHERE wa_message_id = ?1 LIMIT 1"
     );
-    let Some(mut view) = conn.prepare_cached(&sql)?.query_row([key], message_row).optional()? else {
+    let Some(mut view) = conn
+        .prepare_cached(&sql)?
+        .query_row([key], message_row)
+        .optional()?
+    else {
         return Ok(None);
     };
     view.status_history = history(conn, &view.id, view.wamid.as_deref())?;
@@ -274,7 +349,12 @@ fn history(conn: &Connection, id: &str, wamid: Option<&str>) -> Result<Vec<Statu
             Ok(StatusEntry { status: row.get(0)?, timestamp: row.get(1)?, errors: json_column(row, 2)? })
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
-    entries.sort_by_key(|entry| (entry.timestamp, zapfn_whatsapp::status::rank(&entry.status).unwrap_or(i64::MAX)));
+    entries.sort_by_key(|entry| {
+        (
+            entry.timestamp,
+            zapfn_whatsapp::status::rank(&entry.status).unwrap_or(i64::MAX),
+        )
+    });
     Ok(entries)
 }
 
@@ -289,7 +369,8 @@ fn conversation_row(row: &Row) -> rusqlite::Result<Conversation> {
     })
 }
 
-const CONVERSATION_COLUMNS: &str = "id, phone_number_id, wa_id, contact_name, last_inbound_at, last_message_at";
+const CONVERSATION_COLUMNS: &str =
+    "id, phone_number_id, wa_id, contact_name, last_inbound_at, last_message_at";
 
 /// Splits a `{timestamp}:{id}` cursor.
 fn parse_cursor(cursor: Option<&str>) -> Result<(i64, String)> {
@@ -298,11 +379,16 @@ fn parse_cursor(cursor: Option<&str>) -> Result<(i64, String)> {
         Some(cursor) => cursor
             .split_once(':')
             .and_then(|(at, id)| Some((at.parse().ok()?, id.to_owned())))
-            .ok_or_else(|| StoreError::Invalid(format!("cursor {cursor:?} is not one this API gave out"))),
+            .ok_or_else(|| {
+                StoreError::Invalid(format!("cursor {cursor:?} is not one this API gave out"))
+            }),
     }
 }
 
-pub(crate) fn conversations(conn: &Connection, query: &ConversationQuery) -> Result<Page<Conversation>> {
+pub(crate) fn conversations(
+    conn: &Connection,
+    query: &ConversationQuery,
+) -> Result<Page<Conversation>> {
     let (before_at, before_id) = parse_cursor(query.page.cursor.as_deref())?;
     let limit = query.page.limit.clamp(1, 500);
     let sql = format!(
@@ -314,19 +400,34 @@ pub(crate) fn conversations(conn: &Connection, query: &ConversationQuery) -> Res
     let items = conn
         .prepare_cached(&sql)?
         .query_map(
-            params![query.phone_number_id, query.wa_id, before_at, before_id, limit as i64 + 1],
+            params![
+                query.phone_number_id,
+                query.wa_id,
+                before_at,
+                before_id,
+                limit as i64 + 1
+            ],
             conversation_row,
         )?
         .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(page(items, limit, |c| format!("{}:{}", c.last_message_at, c.id)))
+    Ok(page(items, limit, |c| {
+        format!("{}:{}", c.last_message_at, c.id)
+    }))
 }
 
 pub(crate) fn conversation(conn: &Connection, id: &str) -> Result<Option<Conversation>> {
     let sql = format!("SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE id = ?1");
-    Ok(conn.prepare_cached(&sql)?.query_row([id], conversation_row).optional()?)
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_row([id], conversation_row)
+        .optional()?)
 }
 
-pub(crate) fn conversation_messages(conn: &Connection, conversation_id: &str, request: &PageRequest) -> Result<Page<MessageView>> {
+pub(crate) fn conversation_messages(
+    conn: &Connection,
+    conversation_id: &str,
+    request: &PageRequest,
+) -> Result<Page<MessageView>> {
     let (before_at, before_id) = parse_cursor(request.cursor.as_deref())?;
     let limit = request.limit.clamp(1, 500);
     let sql = format!(
@@ -336,7 +437,10 @@ pub(crate) fn conversation_messages(conn: &Connection, conversation_id: &str, re
     );
     let mut items = conn
         .prepare_cached(&sql)?
-        .query_map(params![conversation_id, before_at, before_id, limit as i64 + 1], message_row)?
+        .query_map(
+            params![conversation_id, before_at, before_id, limit as i64 + 1],
+            message_row,
+        )?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     for item in items.iter_mut().take(limit) {
         item.status_history = history(conn, &item.id, item.wamid.as_deref())?;
@@ -355,10 +459,18 @@ fn page<T>(mut items: Vec<T>, limit: usize, cursor_of: impl Fn(&T) -> String) ->
     Page { items, next_cursor }
 }
 
-pub(crate) fn last_inbound_at(conn: &Connection, phone_number_id: &str, wa_id: &str) -> Result<Option<i64>> {
+pub(crate) fn last_inbound_at(
+    conn: &Connection,
+    phone_number_id: &str,
+    wa_id: &str,
+) -> Result<Option<i64>> {
     Ok(conn
-        .prepare_cached("SELECT last_inbound_at FROM conversations WHERE phone_number_id = ?1 AND wa_id = ?2")?
-        .query_row(params![phone_number_id, wa_id_of(wa_id)], |row| row.get::<_, Option<i64>>(0))
+        .prepare_cached(
+            "SELECT last_inbound_at FROM conversations WHERE phone_number_id = ?1 AND wa_id = ?2",
+        )?
+        .query_row(params![phone_number_id, wa_id_of(wa_id)], |row| {
+            row.get::<_, Option<i64>>(0)
+        })
         .optional()?
         .flatten())
 }

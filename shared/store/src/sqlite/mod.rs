@@ -43,7 +43,11 @@ pub struct SqliteOptions {
 
 impl Default for SqliteOptions {
     fn default() -> Self {
-        SqliteOptions { durability: Durability::Process, max_attempts: 5, max_retry_age: Duration::from_secs(300) }
+        SqliteOptions {
+            durability: Durability::Process,
+            max_attempts: 5,
+            max_retry_age: Duration::from_secs(300),
+        }
     }
 }
 
@@ -52,7 +56,7 @@ impl Default for SqliteOptions {
 pub struct SqliteStore {
     writer: Writer,
     readers: Arc<Readers>,
-    committed: Arc<Notify>,
+    published: Arc<Notify>,
     options: SqliteOptions,
     path: PathBuf,
 }
@@ -62,15 +66,17 @@ impl SqliteStore {
     pub fn open(path: impl AsRef<Path>, options: SqliteOptions) -> Result<SqliteStore> {
         let path = path.as_ref().to_path_buf();
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|e| crate::StoreError::Unavailable(format!("{}: {e}", parent.display())))?;
+            std::fs::create_dir_all(parent).map_err(|e| {
+                crate::StoreError::Unavailable(format!("{}: {e}", parent.display()))
+            })?;
         }
         let conn = open_connection(&path, options.durability)?;
         conn.execute_batch(include_str!("schema.sql"))?;
-        let committed = Arc::new(Notify::new());
+
         Ok(SqliteStore {
-            writer: Writer::start(conn, committed.clone()),
+            writer: Writer::start(conn),
             readers: Arc::new(Readers::new(path.clone(), options.durability)),
-            committed,
+            published: Arc::new(Notify::new()),
             options,
             path,
         })
@@ -81,9 +87,19 @@ impl SqliteStore {
         &self.path
     }
 
-    /// Notified after every commit: outbox consumers wait on it instead of polling hard.
-    pub fn committed(&self) -> Arc<Notify> {
-        self.committed.clone()
+    /// Notified when new events were committed to the outbox: consumers wait on
+    /// it between looks instead of polling hard. (Only publishing writes notify:
+    /// a claim or settle must not wake the other consumers, or they would wake
+    /// each other forever.)
+    pub fn published(&self) -> Arc<Notify> {
+        self.published.clone()
+    }
+
+    fn notify_published<T>(&self, result: Result<T>) -> Result<T> {
+        if result.is_ok() {
+            self.published.notify_waiters();
+        }
+        result
     }
 }
 
@@ -115,34 +131,56 @@ pub(crate) fn new_id(prefix: &str) -> String {
 #[async_trait]
 impl Store for SqliteStore {
     async fn ingest(&self, notification: Notification) -> Result<IngestReport> {
-        self.writer.write(move |conn| ingest::ingest(conn, &notification)).await
+        let result = self
+            .writer
+            .write(move |conn| ingest::ingest(conn, &notification))
+            .await;
+        self.notify_published(result)
     }
 
     async fn apply_status(&self, status: &StatusUpdate) -> Result<()> {
         let status = status.clone();
-        self.writer.write(move |conn| messages::apply_status(conn, &status)).await
+        self.writer
+            .write(move |conn| messages::apply_status(conn, &status))
+            .await
     }
 
     async fn enqueue_send(&self, send: NewOutbound) -> Result<Enqueued> {
-        self.writer.write(move |conn| messages::enqueue_send(conn, &send)).await
+        let result = self
+            .writer
+            .write(move |conn| messages::enqueue_send(conn, &send))
+            .await;
+        self.notify_published(result)
     }
 
     async fn outbound(&self, id: &str) -> Result<Option<OutboundMessage>> {
         let id = id.to_owned();
-        self.readers.read(move |conn| messages::outbound(conn, &id)).await
+        self.readers
+            .read(move |conn| messages::outbound(conn, &id))
+            .await
     }
 
     async fn record_sent(&self, id: &str, wamid: Option<&str>) -> Result<()> {
         let (id, wamid) = (id.to_owned(), wamid.map(str::to_owned));
-        self.writer.write(move |conn| messages::record_sent(conn, &id, wamid.as_deref())).await
+        self.writer
+            .write(move |conn| messages::record_sent(conn, &id, wamid.as_deref()))
+            .await
     }
 
     async fn mark_dispatching(&self, id: &str) -> Result<()> {
         let id = id.to_owned();
-        self.writer.write(move |conn| messages::mark_dispatching(conn, &id)).await
+        self.writer
+            .write(move |conn| messages::mark_dispatching(conn, &id))
+            .await
     }
 
-    async fn record_send_error(&self, id: &str, error: serde_json::Value, terminal: bool, maybe_sent: bool) -> Result<()> {
+    async fn record_send_error(
+        &self,
+        id: &str,
+        error: serde_json::Value,
+        terminal: bool,
+        maybe_sent: bool,
+    ) -> Result<()> {
         let id = id.to_owned();
         self.writer
             .write(move |conn| messages::record_send_error(conn, &id, &error, terminal, maybe_sent))
@@ -151,31 +189,47 @@ impl Store for SqliteStore {
 
     async fn message(&self, id_or_wamid: &str) -> Result<Option<MessageView>> {
         let key = id_or_wamid.to_owned();
-        self.readers.read(move |conn| messages::message(conn, &key)).await
+        self.readers
+            .read(move |conn| messages::message(conn, &key))
+            .await
     }
 
     async fn conversations(&self, query: ConversationQuery) -> Result<Page<Conversation>> {
-        self.readers.read(move |conn| messages::conversations(conn, &query)).await
+        self.readers
+            .read(move |conn| messages::conversations(conn, &query))
+            .await
     }
 
     async fn conversation(&self, id: &str) -> Result<Option<Conversation>> {
         let id = id.to_owned();
-        self.readers.read(move |conn| messages::conversation(conn, &id)).await
+        self.readers
+            .read(move |conn| messages::conversation(conn, &id))
+            .await
     }
 
-    async fn conversation_messages(&self, conversation_id: &str, page: PageRequest) -> Result<Page<MessageView>> {
+    async fn conversation_messages(
+        &self,
+        conversation_id: &str,
+        page: PageRequest,
+    ) -> Result<Page<MessageView>> {
         let id = conversation_id.to_owned();
-        self.readers.read(move |conn| messages::conversation_messages(conn, &id, &page)).await
+        self.readers
+            .read(move |conn| messages::conversation_messages(conn, &id, &page))
+            .await
     }
 
     async fn last_inbound_at(&self, phone_number_id: &str, wa_id: &str) -> Result<Option<i64>> {
         let (pnid, wa_id) = (phone_number_id.to_owned(), wa_id.to_owned());
-        self.readers.read(move |conn| messages::last_inbound_at(conn, &pnid, &wa_id)).await
+        self.readers
+            .read(move |conn| messages::last_inbound_at(conn, &pnid, &wa_id))
+            .await
     }
 
     async fn put_api_key(&self, name: &str, key_hash: &str) -> Result<()> {
         let (name, hash) = (name.to_owned(), key_hash.to_owned());
-        self.writer.write(move |conn| keys::put(conn, &name, &hash)).await
+        self.writer
+            .write(move |conn| keys::put(conn, &name, &hash))
+            .await
     }
 
     async fn api_key_name(&self, key_hash: &str) -> Result<Option<String>> {
@@ -185,12 +239,16 @@ impl Store for SqliteStore {
 
     async fn claim(&self, topic: &str, limit: usize, lease: Duration) -> Result<Vec<Delivery>> {
         let topic = topic.to_owned();
-        self.writer.write(move |conn| outbox::claim(conn, &topic, limit, lease)).await
+        self.writer
+            .write(move |conn| outbox::claim(conn, &topic, limit, lease))
+            .await
     }
 
     async fn settle(&self, delivery: &Delivery, settlement: Settlement) -> Result<()> {
         let (delivery, options) = (delivery.clone(), self.options.clone());
-        self.writer.write(move |conn| outbox::settle(conn, &delivery, settlement, &options)).await
+        self.writer
+            .write(move |conn| outbox::settle(conn, &delivery, settlement, &options))
+            .await
     }
 
     async fn release_leases(&self) -> Result<usize> {

@@ -17,7 +17,11 @@ pub(crate) struct Readers {
 
 impl Readers {
     pub(crate) fn new(path: PathBuf, durability: Durability) -> Readers {
-        Readers { path, durability, idle: Mutex::new(Vec::new()) }
+        Readers {
+            path,
+            durability,
+            idle: Mutex::new(Vec::new()),
+        }
     }
 
     /// Runs `work` on a read connection in a blocking task.

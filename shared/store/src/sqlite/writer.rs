@@ -3,7 +3,7 @@
 //! (a failing job rolls back alone), then answers every caller after COMMIT.
 
 use rusqlite::Connection;
-use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::{Result, StoreError};
 
@@ -22,12 +22,12 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    /// Starts the writer thread on `conn`; `committed` is notified after each commit.
-    pub(crate) fn start(conn: Connection, committed: std::sync::Arc<Notify>) -> Writer {
+    /// Starts the writer thread on `conn`.
+    pub(crate) fn start(conn: Connection) -> Writer {
         let (jobs, receiver) = mpsc::channel(8192);
         std::thread::Builder::new()
             .name("zapfn-sqlite-writer".into())
-            .spawn(move || run(conn, receiver, committed))
+            .spawn(move || run(conn, receiver))
             .expect("spawn the SQLite writer thread");
         Writer { jobs }
     }
@@ -42,7 +42,9 @@ impl Writer {
         let job: Job = Box::new(move |conn| {
             let outcome = match conn {
                 Some(conn) => work(conn),
-                None => Err(StoreError::Unavailable("could not begin a write transaction".into())),
+                None => Err(StoreError::Unavailable(
+                    "could not begin a write transaction".into(),
+                )),
             };
             let ok = outcome.is_ok();
             let finish: Finish = Box::new(move |committed| {
@@ -55,7 +57,7 @@ impl Writer {
     }
 }
 
-fn run(conn: Connection, mut receiver: mpsc::Receiver<Job>, committed: std::sync::Arc<Notify>) {
+fn run(conn: Connection, mut receiver: mpsc::Receiver<Job>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = receiver.blocking_recv() {
         batch.push(first);
@@ -65,10 +67,7 @@ fn run(conn: Connection, mut receiver: mpsc::Receiver<Job>, committed: std::sync
                 Err(_) => break,
             }
         }
-        let result = commit_batch(&conn, &mut batch);
-        if result.is_ok() {
-            committed.notify_waiters();
-        }
+        let _ = commit_batch(&conn, &mut batch);
     }
 }
 
@@ -86,13 +85,19 @@ fn commit_batch(conn: &Connection, batch: &mut Vec<Job>) -> Result<()> {
     for job in batch.drain(..) {
         let savepoint = conn.execute_batch("SAVEPOINT job");
         // A panicking job loses its own answer (its caller sees `Closed`), not the writer.
-        let Ok((ok, finish)) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(Some(conn)))) else {
+        let Ok((ok, finish)) =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(Some(conn))))
+        else {
             tracing::error!("a write job panicked; rolled back");
             let _ = conn.execute_batch("ROLLBACK TO job; RELEASE job");
             continue;
         };
         if savepoint.is_ok() {
-            let end = if ok { "RELEASE job" } else { "ROLLBACK TO job; RELEASE job" };
+            let end = if ok {
+                "RELEASE job"
+            } else {
+                "ROLLBACK TO job; RELEASE job"
+            };
             if let Err(error) = conn.execute_batch(end) {
                 tracing::error!(%error, "savepoint end failed");
             }
