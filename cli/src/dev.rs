@@ -69,15 +69,21 @@ pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Runn
         }
     };
     let task = tokio::spawn(server::serve_on(listener, router, consumers, shutdown));
-    Ok(Running { addr, context, sandbox, stop, task })
+    Ok(Running {
+        addr,
+        context,
+        sandbox,
+        stop,
+        task,
+    })
 }
 
 /// Runs until SIGTERM or Ctrl-C.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let addr = config.listen_addr();
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e} (set PORT to use another port)"))?;
+    let listener = TcpListener::bind(addr).await.map_err(|e| {
+        anyhow::anyhow!("cannot listen on {addr}: {e} (set PORT to use another port)")
+    })?;
     let sandbox = config.sandbox();
     let running = start(config, listener).await?;
     if sandbox {

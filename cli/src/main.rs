@@ -8,7 +8,11 @@ use zapfn_runtime::config::SANDBOX_APP_SECRET;
 use zapfn_runtime::{auth, logging, Config, Context};
 
 #[derive(Parser)]
-#[command(name = "zapfn", version, about = "WhatsApp Cloud API backend: serverless functions, embedded mode")]
+#[command(
+    name = "zapfn",
+    version,
+    about = "WhatsApp Cloud API backend: serverless functions, embedded mode"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -74,12 +78,20 @@ async fn main() -> anyhow::Result<()> {
             logging::init();
             zapfn::dev::run(Config::from_env()?).await
         }
-        Command::Keys { command: KeysCommand::Create { name } } => {
+        Command::Keys {
+            command: KeysCommand::Create { name },
+        } => {
             let context = Context::open(Config::from_env()?)?;
             let key = auth::generate_key();
-            context.store.put_api_key(&name, &auth::hash_key(&context.config.key_pepper, &key)).await?;
+            context
+                .store
+                .put_api_key(&name, &auth::hash_key(&context.config.key_pepper, &key))
+                .await?;
             println!("{key}");
-            eprintln!("stored key {name:?} in {} (shown once; keep it secret)", context.config.database_path().display());
+            eprintln!(
+                "stored key {name:?} in {} (shown once; keep it secret)",
+                context.config.database_path().display()
+            );
             Ok(())
         }
         Command::Replay { files, url, secret } => {
@@ -92,14 +104,31 @@ async fn main() -> anyhow::Result<()> {
             anyhow::ensure!(failed == 0, "{failed} payload(s) were not answered 200");
             Ok(())
         }
-        Command::Simulate { text, button, list, title, from, name, phone_number_id, url, secret } => {
+        Command::Simulate {
+            text,
+            button,
+            list,
+            title,
+            from,
+            name,
+            phone_number_id,
+            url,
+            secret,
+        } => {
             let input = match (text, button, list) {
-                (_, Some(id), _) => CustomerInput::ButtonReply { title: title.unwrap_or_else(|| id.clone()), id },
-                (_, _, Some(id)) => CustomerInput::ListReply { title: title.unwrap_or_else(|| id.clone()), id },
+                (_, Some(id), _) => CustomerInput::ButtonReply {
+                    title: title.unwrap_or_else(|| id.clone()),
+                    id,
+                },
+                (_, _, Some(id)) => CustomerInput::ListReply {
+                    title: title.unwrap_or_else(|| id.clone()),
+                    id,
+                },
                 (Some(text), _, _) => CustomerInput::Text(text),
                 _ => CustomerInput::Text("hi".into()),
             };
-            let (wamid, status) = replay::simulate(&url, &secret, &phone_number_id, &from, &name, input).await?;
+            let (wamid, status) =
+                replay::simulate(&url, &secret, &phone_number_id, &from, &name, input).await?;
             println!("{status} {wamid}");
             anyhow::ensure!(status == 200, "the webhook answered {status}");
             Ok(())

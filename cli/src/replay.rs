@@ -5,7 +5,11 @@ use std::path::Path;
 use zapfn_whatsapp::builders;
 
 /// Signs each file's bytes exactly as they are and posts them; returns (file, HTTP status).
-pub async fn replay_files(files: &[impl AsRef<Path>], url: &str, secret: &str) -> anyhow::Result<Vec<(String, u16)>> {
+pub async fn replay_files(
+    files: &[impl AsRef<Path>],
+    url: &str,
+    secret: &str,
+) -> anyhow::Result<Vec<(String, u16)>> {
     let client = reqwest::Client::new();
     let mut results = Vec::new();
     for file in files {
@@ -37,10 +41,20 @@ pub async fn simulate(
     let now = chrono::Utc::now().timestamp();
     let message = match input {
         CustomerInput::Text(text) => builders::text_message(from, &wamid, now, &text),
-        CustomerInput::ButtonReply { id, title } => builders::interactive_reply(from, &wamid, now, "button_reply", &id, &title, None),
-        CustomerInput::ListReply { id, title } => builders::interactive_reply(from, &wamid, now, "list_reply", &id, &title, None),
+        CustomerInput::ButtonReply { id, title } => {
+            builders::interactive_reply(from, &wamid, now, "button_reply", &id, &title, None)
+        }
+        CustomerInput::ListReply { id, title } => {
+            builders::interactive_reply(from, &wamid, now, "list_reply", &id, &title, None)
+        }
     };
     let body = builders::messages_notification(phone_number_id, from, name, vec![message]);
-    let status = zapfn_sandbox::post_signed(&reqwest::Client::new(), url, secret.as_bytes(), body.to_string().as_bytes()).await?;
+    let status = zapfn_sandbox::post_signed(
+        &reqwest::Client::new(),
+        url,
+        secret.as_bytes(),
+        body.to_string().as_bytes(),
+    )
+    .await?;
     Ok((wamid, status.as_u16()))
 }

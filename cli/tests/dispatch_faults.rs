@@ -10,8 +10,18 @@ use common::{eventually, System};
 use serde_json::{json, Value};
 
 async fn inject(system: &System, faults: Value) {
-    let response = system.http.post(system.url("/sandbox/faults")).json(&json!({ "faults": faults })).send().await.unwrap();
-    assert!(response.status().is_success(), "{}", response.text().await.unwrap());
+    let response = system
+        .http
+        .post(system.url("/sandbox/faults"))
+        .json(&json!({ "faults": faults }))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        response.status().is_success(),
+        "{}",
+        response.text().await.unwrap()
+    );
 }
 
 fn sent_bodies_to(system: &System, to: &str) -> Vec<String> {
@@ -20,19 +30,31 @@ fn sent_bodies_to(system: &System, to: &str) -> Vec<String> {
         .sent()
         .into_iter()
         .filter(|m| m.to.as_deref() == Some(to))
-        .map(|m| m.body["text"]["body"].as_str().unwrap_or_default().to_owned())
+        .map(|m| {
+            m.body["text"]["body"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
         .collect()
 }
 
 async fn wait_status(system: &System, id: &str, status: &str) -> Value {
-    eventually(Duration::from_secs(20), status, || async { system.message(id).await.filter(|m| m["status"] == status) }).await
+    eventually(Duration::from_secs(20), status, || async {
+        system.message(id).await.filter(|m| m["status"] == status)
+    })
+    .await
 }
 
 #[tokio::test]
 async fn transient_failures_are_retried_in_order_and_sent_once() {
     // A hang or a reset may mean Meta took the message: the retry first waits
     // (here 1 s) for a status webhook naming it, then sends again.
-    let system = common::start(&[("ZAPFN_GRAPH_TIMEOUT_MS", "300"), ("ZAPFN_RECONCILE_SECONDS", "1")]).await;
+    let system = common::start(&[
+        ("ZAPFN_GRAPH_TIMEOUT_MS", "300"),
+        ("ZAPFN_RECONCILE_SECONDS", "1"),
+    ])
+    .await;
     let to = "5511900000001";
     system.customer_writes(to, "order status 1").await;
     inject(
@@ -53,23 +75,38 @@ async fn transient_failures_are_retried_in_order_and_sent_once() {
     for id in &ids {
         wait_status(&system, id, "read").await;
     }
-    assert_eq!(sent_bodies_to(&system, to), ["first", "second", "third"], "each sent once, in order");
+    assert_eq!(
+        sent_bodies_to(&system, to),
+        ["first", "second", "third"],
+        "each sent once, in order"
+    );
     let first = system.message(&ids[0]).await.unwrap();
-    assert!(first["errors"][0]["attempt"].as_u64().unwrap() >= 2, "the last failed attempt is recorded: {first}");
+    assert!(
+        first["errors"][0]["attempt"].as_u64().unwrap() >= 2,
+        "the last failed attempt is recorded: {first}"
+    );
 }
 
 #[tokio::test]
 async fn a_slow_meta_that_took_the_message_is_not_sent_twice() {
     // The client times out, but Meta (the sandbox) accepted the send: the status
     // webhook naming our id links the wamid, so the retry does not send again.
-    let system = common::start(&[("ZAPFN_GRAPH_TIMEOUT_MS", "200"), ("ZAPFN_RECONCILE_SECONDS", "3")]).await;
+    let system = common::start(&[
+        ("ZAPFN_GRAPH_TIMEOUT_MS", "200"),
+        ("ZAPFN_RECONCILE_SECONDS", "3"),
+    ])
+    .await;
     let to = "5511900000002";
     system.customer_writes(to, "order status 2").await;
     inject(&system, json!([{ "to": to, "delay_ms": 400 }])).await;
     let id = system.send_text(to, "slow one").await;
     let message = wait_status(&system, &id, "read").await;
     tokio::time::sleep(Duration::from_secs(4)).await;
-    assert_eq!(sent_bodies_to(&system, to), ["slow one"], "sent exactly once");
+    assert_eq!(
+        sent_bodies_to(&system, to),
+        ["slow one"],
+        "sent exactly once"
+    );
     assert!(message["wamid"].as_str().unwrap().starts_with("wamid."));
 }
 
@@ -78,16 +115,27 @@ async fn permanent_errors_are_recorded_and_not_retried() {
     let system = common::start(&[]).await;
     let to = "5511900000003";
     system.customer_writes(to, "order status 3").await;
-    inject(&system, json!([{ "to": to, "error_code": 131047 }, { "to": to, "error_code": 132001 }])).await;
+    inject(
+        &system,
+        json!([{ "to": to, "error_code": 131047 }, { "to": to, "error_code": 132001 }]),
+    )
+    .await;
     let window = system.send_text(to, "outside window").await;
     let template = system.send_text(to, "bad template").await;
     let after = system.send_text(to, "next one").await;
     let failed = wait_status(&system, &window, "failed").await;
     assert_eq!(failed["errors"][0]["code"], 131047);
     assert_eq!(failed["errors"][0]["attempt"], 1);
-    assert_eq!(wait_status(&system, &template, "failed").await["errors"][0]["code"], 132001);
+    assert_eq!(
+        wait_status(&system, &template, "failed").await["errors"][0]["code"],
+        132001
+    );
     wait_status(&system, &after, "read").await;
-    assert_eq!(sent_bodies_to(&system, to), ["next one"], "failed messages never reached Meta, the next one did");
+    assert_eq!(
+        sent_bodies_to(&system, to),
+        ["next one"],
+        "failed messages never reached Meta, the next one did"
+    );
 }
 
 #[tokio::test]
@@ -124,7 +172,12 @@ async fn sends_per_number_stay_within_the_rate_limit() {
             "messaging_product": "whatsapp", "to": format!("55119100{n:05}"), "type": "template",
             "template": { "name": "order_update", "language": { "code": "pt_BR" } }
         });
-        let (status, answer) = system.post(&format!("/v1/{}/messages", common::PHONE_NUMBER_ID), &request).await;
+        let (status, answer) = system
+            .post(
+                &format!("/v1/{}/messages", common::PHONE_NUMBER_ID),
+                &request,
+            )
+            .await;
         assert_eq!(status, 202, "{answer}");
         ids.push(answer["id"].as_str().unwrap().to_owned());
     }
@@ -132,12 +185,28 @@ async fn sends_per_number_stay_within_the_rate_limit() {
         (system.running.sandbox.as_ref().unwrap().sent().len() == 30).then_some(())
     })
     .await;
-    let mut times: Vec<i64> = system.running.sandbox.as_ref().unwrap().sent().iter().map(|m| m.received_at_ms).collect();
+    let mut times: Vec<i64> = system
+        .running
+        .sandbox
+        .as_ref()
+        .unwrap()
+        .sent()
+        .iter()
+        .map(|m| m.received_at_ms)
+        .collect();
     times.sort();
     // A bucket of 10 plus 10/s: the 30th send cannot come before 2 s after the first.
-    assert!(times[29] - times[0] >= 1_800, "30 sends in {} ms at 10/s", times[29] - times[0]);
+    assert!(
+        times[29] - times[0] >= 1_800,
+        "30 sends in {} ms at 10/s",
+        times[29] - times[0]
+    );
     for window in times.windows(21) {
-        assert!(window[20] - window[0] >= 900, "21 sends within {} ms", window[20] - window[0]);
+        assert!(
+            window[20] - window[0] >= 900,
+            "21 sends within {} ms",
+            window[20] - window[0]
+        );
     }
 }
 
@@ -153,8 +222,22 @@ async fn pair_limit_paces_one_recipient_in_order() {
     for id in &ids {
         wait_status(&system, id, "accepted").await;
     }
-    let sent: Vec<_> = system.running.sandbox.as_ref().unwrap().sent().into_iter().filter(|m| m.to.as_deref() == Some(to)).collect();
-    let bodies: Vec<&str> = sent.iter().map(|m| m.body["text"]["body"].as_str().unwrap()).collect();
+    let sent: Vec<_> = system
+        .running
+        .sandbox
+        .as_ref()
+        .unwrap()
+        .sent()
+        .into_iter()
+        .filter(|m| m.to.as_deref() == Some(to))
+        .collect();
+    let bodies: Vec<&str> = sent
+        .iter()
+        .map(|m| m.body["text"]["body"].as_str().unwrap())
+        .collect();
     assert_eq!(bodies, ["part 0", "part 1", "part 2", "part 3"]);
-    assert!(sent[3].received_at_ms - sent[1].received_at_ms >= 700, "burst of 2, then one per 400 ms");
+    assert!(
+        sent[3].received_at_ms - sent[1].received_at_ms >= 700,
+        "burst of 2, then one per 400 ms"
+    );
 }

@@ -11,10 +11,16 @@ use serde_json::Value;
 
 async fn outbound_messages(system: &common::System, wa_id: &str) -> Vec<Value> {
     let (_, conversations) = system
-        .get(&format!("/v1/conversations?phone_number_id={PHONE_NUMBER_ID}&wa_id={wa_id}"))
+        .get(&format!(
+            "/v1/conversations?phone_number_id={PHONE_NUMBER_ID}&wa_id={wa_id}"
+        ))
         .await;
-    let Some(id) = conversations["items"][0]["id"].as_str() else { return Vec::new() };
-    let (_, page) = system.get(&format!("/v1/conversations/{id}/messages")).await;
+    let Some(id) = conversations["items"][0]["id"].as_str() else {
+        return Vec::new();
+    };
+    let (_, page) = system
+        .get(&format!("/v1/conversations/{id}/messages"))
+        .await;
     page["items"]
         .as_array()
         .into_iter()
@@ -27,17 +33,28 @@ async fn outbound_messages(system: &common::System, wa_id: &str) -> Vec<Value> {
 #[tokio::test]
 async fn inbound_hi_gets_a_menu_that_ends_read() {
     let system = common::start(&[]).await;
-    let inbound = system.customer_writes("5511988887777", "Oi, tudo bem?").await;
+    let inbound = system
+        .customer_writes("5511988887777", "Oi, tudo bem?")
+        .await;
 
-    let reply = eventually(Duration::from_secs(10), "the auto-reply to reach read", || async {
-        let replies = outbound_messages(&system, "5511988887777").await;
-        replies.first().filter(|m| m["status"] == "read").cloned()
-    })
+    let reply = eventually(
+        Duration::from_secs(10),
+        "the auto-reply to reach read",
+        || async {
+            let replies = outbound_messages(&system, "5511988887777").await;
+            replies.first().filter(|m| m["status"] == "read").cloned()
+        },
+    )
     .await;
 
     assert_eq!(reply["type"], "interactive");
     assert!(reply["wamid"].as_str().unwrap().starts_with("wamid."));
-    let history: Vec<&str> = reply["status_history"].as_array().unwrap().iter().map(|h| h["status"].as_str().unwrap()).collect();
+    let history: Vec<&str> = reply["status_history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["status"].as_str().unwrap())
+        .collect();
     assert_eq!(history, ["queued", "accepted", "sent", "delivered", "read"]);
 
     let sent = system.running.sandbox.as_ref().unwrap().sent();
@@ -60,14 +77,20 @@ async fn button_reply_follows_the_menu_rule() {
         PHONE_NUMBER_ID,
         "5511977776666",
         "Ana",
-        zapfn::replay::CustomerInput::ButtonReply { id: "menu_hours".into(), title: "Opening hours".into() },
+        zapfn::replay::CustomerInput::ButtonReply {
+            id: "menu_hours".into(),
+            title: "Opening hours".into(),
+        },
     )
     .await
     .unwrap();
     assert_eq!(status, 200);
 
     let reply = eventually(Duration::from_secs(10), "the hours reply", || async {
-        outbound_messages(&system, "5511977776666").await.into_iter().find(|m| m["status"] == "read")
+        outbound_messages(&system, "5511977776666")
+            .await
+            .into_iter()
+            .find(|m| m["status"] == "read")
     })
     .await;
     assert_eq!(reply["text"], "We are open Monday to Friday, 9:00–18:00.");
@@ -84,14 +107,23 @@ async fn redelivered_inbound_is_answered_once() {
         PHONE_NUMBER_ID,
         "5511966665555",
         "Bia",
-        vec![zapfn_whatsapp::builders::text_message("5511966665555", &wamid, chrono::Utc::now().timestamp(), "menu")],
+        vec![zapfn_whatsapp::builders::text_message(
+            "5511966665555",
+            &wamid,
+            chrono::Utc::now().timestamp(),
+            "menu",
+        )],
     )
     .to_string();
     for _ in 0..5 {
         assert_eq!(system.post_webhook(body.as_bytes()).await, 200);
     }
     eventually(Duration::from_secs(10), "the reply to be read", || async {
-        outbound_messages(&system, "5511966665555").await.first().filter(|m| m["status"] == "read").cloned()
+        outbound_messages(&system, "5511966665555")
+            .await
+            .first()
+            .filter(|m| m["status"] == "read")
+            .cloned()
     })
     .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -102,13 +134,25 @@ async fn redelivered_inbound_is_answered_once() {
 #[tokio::test]
 async fn unknown_recipient_fails_with_metas_reason() {
     let system = common::start(&[]).await;
-    system.customer_writes("9911122223333", "order status 42").await;
-    let id = system.send_text("9911122223333", "your order shipped").await;
+    system
+        .customer_writes("9911122223333", "order status 42")
+        .await;
+    let id = system
+        .send_text("9911122223333", "your order shipped")
+        .await;
     let message = eventually(Duration::from_secs(10), "the failed status", || async {
-        system.message(&id).await.filter(|m| m["status"] == "failed")
+        system
+            .message(&id)
+            .await
+            .filter(|m| m["status"] == "failed")
     })
     .await;
     assert_eq!(message["errors"][0]["code"], 131026);
-    let history: Vec<&str> = message["status_history"].as_array().unwrap().iter().map(|h| h["status"].as_str().unwrap()).collect();
+    let history: Vec<&str> = message["status_history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["status"].as_str().unwrap())
+        .collect();
     assert!(history.ends_with(&["sent", "failed"]), "{history:?}");
 }

@@ -50,7 +50,11 @@ pub async fn start_in(dir: tempfile::TempDir, env: &[(&str, &str)]) -> System {
     }
     let config = Config::from_lookup(|name| vars.get(name).cloned()).unwrap();
     let running = dev::start(config, listener).await.unwrap();
-    System { running, dir, http: reqwest::Client::new() }
+    System {
+        running,
+        dir,
+        http: reqwest::Client::new(),
+    }
 }
 
 impl System {
@@ -69,14 +73,27 @@ impl System {
 
     /// GET with the API key; (status, JSON body or Null).
     pub async fn get(&self, path: &str) -> (u16, Value) {
-        let response = self.http.get(self.url(path)).bearer_auth(API_KEY).send().await.unwrap();
+        let response = self
+            .http
+            .get(self.url(path))
+            .bearer_auth(API_KEY)
+            .send()
+            .await
+            .unwrap();
         let status = response.status().as_u16();
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
     /// POST JSON with the API key; (status, JSON body or Null).
     pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
-        let response = self.http.post(self.url(path)).bearer_auth(API_KEY).json(body).send().await.unwrap();
+        let response = self
+            .http
+            .post(self.url(path))
+            .bearer_auth(API_KEY)
+            .json(body)
+            .send()
+            .await
+            .unwrap();
         let status = response.status().as_u16();
         (status, response.json().await.unwrap_or(Value::Null))
     }
@@ -95,7 +112,9 @@ impl System {
             PHONE_NUMBER_ID,
             wa_id,
             "Test Customer",
-            vec![zapfn_whatsapp::builders::text_message(wa_id, &wamid, now, text)],
+            vec![zapfn_whatsapp::builders::text_message(
+                wa_id, &wamid, now, text,
+            )],
         );
         assert_eq!(self.post_webhook(body.to_string().as_bytes()).await, 200);
         wamid
@@ -106,7 +125,9 @@ impl System {
         let request = serde_json::json!({
             "messaging_product": "whatsapp", "to": to, "type": "text", "text": { "body": body }
         });
-        let (status, answer) = self.post(&format!("/v1/{PHONE_NUMBER_ID}/messages"), &request).await;
+        let (status, answer) = self
+            .post(&format!("/v1/{PHONE_NUMBER_ID}/messages"), &request)
+            .await;
         assert_eq!(status, 202, "{answer}");
         answer["id"].as_str().unwrap().to_owned()
     }
@@ -129,12 +150,17 @@ where
         if let Some(value) = check().await {
             return value;
         }
-        assert!(start.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
+        assert!(
+            start.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
 /// Path of a file under `fixtures/`.
 pub fn fixture(path: &str) -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures").join(path)
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fixtures")
+        .join(path)
 }

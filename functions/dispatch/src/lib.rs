@@ -45,10 +45,14 @@ pub fn function(context: &Context) -> Function {
     let concurrency = (context.config.rate_limit as usize).clamp(8, 256);
     Function::events(
         "dispatch",
-        vec![Subscription::new(topics::DISPATCH, concurrency, move |delivery| {
-            let dispatcher = dispatcher.clone();
-            async move { dispatcher.handle(&delivery).await }
-        })],
+        vec![Subscription::new(
+            topics::DISPATCH,
+            concurrency,
+            move |delivery| {
+                let dispatcher = dispatcher.clone();
+                async move { dispatcher.handle(&delivery).await }
+            },
+        )],
     )
 }
 
@@ -59,7 +63,10 @@ impl Dispatcher {
         Dispatcher {
             store: context.store.clone(),
             graph: context.graph.clone(),
-            per_number: Buckets::new(config.rate_limit, Duration::from_secs(1) / config.rate_limit),
+            per_number: Buckets::new(
+                config.rate_limit,
+                Duration::from_secs(1) / config.rate_limit,
+            ),
             per_recipient: Buckets::new(config.pair_burst, config.pair_interval),
             max_attempts: config.max_attempts,
             retry_base: config.retry_base,
@@ -71,7 +78,11 @@ impl Dispatcher {
     pub async fn handle(&self, delivery: &Delivery) -> Settlement {
         let task: DispatchTask = match serde_json::from_value(delivery.payload.clone()) {
             Ok(task) => task,
-            Err(error) => return Settlement::DeadLetter { error: format!("not a dispatch task: {error}") },
+            Err(error) => {
+                return Settlement::DeadLetter {
+                    error: format!("not a dispatch task: {error}"),
+                }
+            }
         };
         let message = match self.store.outbound(&task.message_id).await {
             Ok(Some(message)) => message,
@@ -86,13 +97,23 @@ impl Dispatcher {
             return Settlement::Ack;
         }
         if let Some(started) = message.dispatch_started_at {
-            let waited = Duration::from_secs(chrono::Utc::now().timestamp().saturating_sub(started).max(0) as u64);
+            let waited = Duration::from_secs(
+                chrono::Utc::now()
+                    .timestamp()
+                    .saturating_sub(started)
+                    .max(0) as u64,
+            );
             if waited < self.reconcile_window {
-                return Settlement::Defer { after: self.reconcile_window - waited };
+                return Settlement::Defer {
+                    after: self.reconcile_window - waited,
+                };
             }
             tracing::warn!(message_id = %message.id, "an earlier send got no answer and no status webhook; sending again");
         }
-        let recipient_key = message.to.as_ref().map(|to| format!("{}:{to}", message.phone_number_id));
+        let recipient_key = message
+            .to
+            .as_ref()
+            .map(|to| format!("{}:{to}", message.phone_number_id));
         if let Some(key) = &recipient_key {
             if let Err(wait) = self.per_recipient.try_take(key) {
                 return Settlement::Defer { after: wait };
@@ -107,9 +128,19 @@ impl Dispatcher {
             return self.retry(delivery, error.to_string());
         }
         let body = with_callback_data(message.body, &message.id);
-        match self.graph.send_message(&message.phone_number_id, &body).await {
-            Ok(answer) => self.record_sent(&message.id, answer.wamid(), delivery).await,
-            Err(error) => self.failed(&message.id, recipient_key.as_deref(), error, delivery).await,
+        match self
+            .graph
+            .send_message(&message.phone_number_id, &body)
+            .await
+        {
+            Ok(answer) => {
+                self.record_sent(&message.id, answer.wamid(), delivery)
+                    .await
+            }
+            Err(error) => {
+                self.failed(&message.id, recipient_key.as_deref(), error, delivery)
+                    .await
+            }
         }
     }
 
@@ -119,53 +150,84 @@ impl Dispatcher {
             tokio::time::sleep(Duration::from_millis(pause)).await;
             match self.store.record_sent(id, wamid).await {
                 Ok(()) => return Settlement::Ack,
-                Err(error) => tracing::error!(message_id = id, wamid, %error, "sent but not recorded yet"),
+                Err(error) => {
+                    tracing::error!(message_id = id, wamid, %error, "sent but not recorded yet")
+                }
             }
         }
-        tracing::error!(message_id = id, wamid, "sent but could not record the wamid; a retry may send it twice");
+        tracing::error!(
+            message_id = id,
+            wamid,
+            "sent but could not record the wamid; a retry may send it twice"
+        );
         self.retry(delivery, "could not record the wamid".into())
     }
 
-    async fn failed(&self, id: &str, recipient_key: Option<&str>, error: CallError, delivery: &Delivery) -> Settlement {
+    async fn failed(
+        &self,
+        id: &str,
+        recipient_key: Option<&str>,
+        error: CallError,
+        delivery: &Delivery,
+    ) -> Settlement {
         let record = error_record(&error, delivery.attempt);
         let class = error.class();
         let last_attempt = delivery.attempt >= self.max_attempts;
         let terminal = class == ErrorClass::Permanent || last_attempt;
         tracing::warn!(message_id = id, code = error.code(), attempt = delivery.attempt, terminal, %error, "send failed");
         let maybe_sent = error.maybe_delivered();
-        if let Err(store_error) = self.store.record_send_error(id, record, terminal, maybe_sent).await {
+        if let Err(store_error) = self
+            .store
+            .record_send_error(id, record, terminal, maybe_sent)
+            .await
+        {
             return self.retry(delivery, store_error.to_string());
         }
         match class {
             _ if terminal && class == ErrorClass::Permanent => Settlement::Ack,
-            _ if terminal => Settlement::DeadLetter { error: format!("gave up after {} attempts: {error}", delivery.attempt) },
+            _ if terminal => Settlement::DeadLetter {
+                error: format!("gave up after {} attempts: {error}", delivery.attempt),
+            },
             ErrorClass::PairRateLimit => {
                 // Meta: wait 4^n seconds before the next message to this user.
-                let wait = Duration::from_secs(4u64.saturating_pow(delivery.attempt.saturating_sub(1)));
+                let wait =
+                    Duration::from_secs(4u64.saturating_pow(delivery.attempt.saturating_sub(1)));
                 if let Some(key) = recipient_key {
                     self.per_recipient.penalize(key, wait);
                 }
-                Settlement::Retry { after: wait.max(self.backoff(delivery.attempt)), error: error.to_string() }
+                Settlement::Retry {
+                    after: wait.max(self.backoff(delivery.attempt)),
+                    error: error.to_string(),
+                }
             }
             _ => self.retry(delivery, error.to_string()),
         }
     }
 
     fn retry(&self, delivery: &Delivery, error: String) -> Settlement {
-        Settlement::Retry { after: self.backoff(delivery.attempt), error }
+        Settlement::Retry {
+            after: self.backoff(delivery.attempt),
+            error,
+        }
     }
 
     /// Exponential backoff with jitter: base·2^(attempt-1), scaled by a random 50–100 %.
     fn backoff(&self, attempt: u32) -> Duration {
-        let exponential = self.retry_base.saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
-        exponential.mul_f64(rand::thread_rng().gen_range(0.5..=1.0)).min(Duration::from_secs(120))
+        let exponential = self
+            .retry_base
+            .saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
+        exponential
+            .mul_f64(rand::thread_rng().gen_range(0.5..=1.0))
+            .min(Duration::from_secs(120))
     }
 }
 
 /// Adds zapfn's message id as `biz_opaque_callback_data` unless the client set its own.
 fn with_callback_data(mut body: serde_json::Value, id: &str) -> serde_json::Value {
     if let Some(object) = body.as_object_mut() {
-        object.entry("biz_opaque_callback_data").or_insert_with(|| json!(callback_data_for(id)));
+        object
+            .entry("biz_opaque_callback_data")
+            .or_insert_with(|| json!(callback_data_for(id)));
     }
     body
 }
@@ -181,6 +243,8 @@ fn error_record(error: &CallError, attempt: u32) -> serde_json::Value {
             "http_status": http_status,
             "attempt": attempt,
         }),
-        other => json!({ "code": 0, "title": other.to_string(), "message": other.to_string(), "attempt": attempt }),
+        other => {
+            json!({ "code": 0, "title": other.to_string(), "message": other.to_string(), "attempt": attempt })
+        }
     }
 }

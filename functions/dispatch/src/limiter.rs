@@ -22,7 +22,11 @@ const PRUNE_ABOVE: usize = 100_000;
 impl Buckets {
     /// `capacity` tokens at most; one more every `interval`.
     pub fn new(capacity: u32, interval: Duration) -> Buckets {
-        Buckets { capacity: f64::from(capacity.max(1)), interval, buckets: Mutex::new(HashMap::new()) }
+        Buckets {
+            capacity: f64::from(capacity.max(1)),
+            interval,
+            buckets: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Takes a token now, or says how long until one is free (taking nothing).
@@ -39,7 +43,13 @@ impl Buckets {
     pub fn penalize(&self, key: &str, wait: Duration) {
         let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
         let refill = wait.as_secs_f64() / self.interval.as_secs_f64().max(f64::EPSILON);
-        buckets.insert(key.to_owned(), Bucket { tokens: 1.0 - refill, at: Instant::now() });
+        buckets.insert(
+            key.to_owned(),
+            Bucket {
+                tokens: 1.0 - refill,
+                at: Instant::now(),
+            },
+        );
     }
 
     fn take_at(&self, key: &str, now: Instant, borrow: bool) -> Result<Duration, Duration> {
@@ -49,11 +59,18 @@ impl Buckets {
             buckets.retain(|_, b| refilled(b, now, capacity, interval) < capacity);
         }
         let capacity = self.capacity;
-        let bucket = buckets.entry(key.to_owned()).or_insert(Bucket { tokens: capacity, at: now });
+        let bucket = buckets.entry(key.to_owned()).or_insert(Bucket {
+            tokens: capacity,
+            at: now,
+        });
         bucket.tokens = refilled(bucket, now, capacity, self.interval);
         bucket.at = now;
         let missing = 1.0 - bucket.tokens;
-        let wait = if missing > 0.0 { self.interval.mul_f64(missing) } else { Duration::ZERO };
+        let wait = if missing > 0.0 {
+            self.interval.mul_f64(missing)
+        } else {
+            Duration::ZERO
+        };
         if wait.is_zero() || borrow {
             bucket.tokens -= 1.0;
             Ok(wait)
@@ -79,7 +96,10 @@ mod tests {
             assert_eq!(buckets.try_take("a"), Ok(()));
         }
         let wait = buckets.try_take("a").unwrap_err();
-        assert!(wait > Duration::from_secs(5) && wait <= Duration::from_secs(6), "{wait:?}");
+        assert!(
+            wait > Duration::from_secs(5) && wait <= Duration::from_secs(6),
+            "{wait:?}"
+        );
         assert_eq!(buckets.try_take("b"), Ok(()), "other keys are independent");
     }
 
@@ -90,7 +110,10 @@ mod tests {
         assert_eq!(buckets.reserve("n"), Duration::ZERO);
         let third = buckets.reserve("n");
         let fourth = buckets.reserve("n");
-        assert!(third > Duration::from_millis(90) && fourth > Duration::from_millis(190), "{third:?} {fourth:?}");
+        assert!(
+            third > Duration::from_millis(90) && fourth > Duration::from_millis(190),
+            "{third:?} {fourth:?}"
+        );
     }
 
     #[test]

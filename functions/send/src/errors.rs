@@ -18,8 +18,18 @@ pub struct MetaError {
 
 impl MetaError {
     /// An error with an explicit HTTP status and Meta code.
-    pub fn new(status: StatusCode, code: i64, field: impl Into<String>, details: impl Into<String>) -> MetaError {
-        MetaError { status, code, field: field.into(), details: details.into() }
+    pub fn new(
+        status: StatusCode,
+        code: i64,
+        field: impl Into<String>,
+        details: impl Into<String>,
+    ) -> MetaError {
+        MetaError {
+            status,
+            code,
+            field: field.into(),
+            details: details.into(),
+        }
     }
 
     /// 400, "Parameter value is not valid" (131009).
@@ -40,20 +50,34 @@ fn title(code: i64) -> &'static str {
 
 impl From<ValidationError> for MetaError {
     fn from(error: ValidationError) -> MetaError {
-        MetaError::new(StatusCode::BAD_REQUEST, error.code, error.field, error.message)
+        MetaError::new(
+            StatusCode::BAD_REQUEST,
+            error.code,
+            error.field,
+            error.message,
+        )
     }
 }
 
 impl From<zapfn_store::StoreError> for MetaError {
     fn from(error: zapfn_store::StoreError) -> MetaError {
         tracing::error!(%error, "store failure in the send API");
-        MetaError::new(StatusCode::SERVICE_UNAVAILABLE, 2, "", "storage is unavailable; nothing was queued, retry")
+        MetaError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            2,
+            "",
+            "storage is unavailable; nothing was queued, retry",
+        )
     }
 }
 
 impl IntoResponse for MetaError {
     fn into_response(self) -> Response {
-        let details = if self.field.is_empty() { self.details.clone() } else { format!("{}: {}", self.field, self.details) };
+        let details = if self.field.is_empty() {
+            self.details.clone()
+        } else {
+            format!("{}: {}", self.field, self.details)
+        };
         let body = json!({
             "error": {
                 "message": format!("(#{}) {}", self.code, title(self.code)),

@@ -38,9 +38,15 @@ pub fn router(context: Context) -> Router {
         .route("/v1/messages/{id}", get(read::message))
         .route("/v1/conversations", get(read::conversations))
         .route("/v1/conversations/{id}", get(read::conversation))
-        .route("/v1/conversations/{id}/messages", get(read::conversation_messages))
+        .route(
+            "/v1/conversations/{id}/messages",
+            get(read::conversation_messages),
+        )
         .layer(DefaultBodyLimit::max(MAX_SEND_BODY))
-        .route_layer(middleware::from_fn_with_state(context.clone(), require_api_key))
+        .route_layer(middleware::from_fn_with_state(
+            context.clone(),
+            require_api_key,
+        ))
         .with_state(context)
 }
 
@@ -52,10 +58,19 @@ async fn send_message(
     body: Bytes,
 ) -> Result<Response, MetaError> {
     if phone_number_id.is_empty() || !phone_number_id.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(MetaError::invalid("phone_number_id", "must be the numeric id of your business number"));
+        return Err(MetaError::invalid(
+            "phone_number_id",
+            "must be the numeric id of your business number",
+        ));
     }
-    let body: Value = serde_json::from_slice(&body)
-        .map_err(|e| MetaError::new(StatusCode::BAD_REQUEST, 100, "body", format!("request body is not JSON: {e}")))?;
+    let body: Value = serde_json::from_slice(&body).map_err(|e| {
+        MetaError::new(
+            StatusCode::BAD_REQUEST,
+            100,
+            "body",
+            format!("request body is not JSON: {e}"),
+        )
+    })?;
     let request = send::validate(&body).map_err(MetaError::from)?;
     let group = body.get("recipient_type").and_then(Value::as_str) == Some("group");
     if request.needs_service_window && !group {
@@ -93,14 +108,25 @@ async fn send_message(
     });
     let mut response = (StatusCode::ACCEPTED, Json(answer)).into_response();
     if !enqueued.created {
-        response.headers_mut().insert("idempotent-replayed", axum::http::HeaderValue::from_static("true"));
+        response.headers_mut().insert(
+            "idempotent-replayed",
+            axum::http::HeaderValue::from_static("true"),
+        );
     }
     Ok(response)
 }
 
 /// 422 unless the customer wrote within the last 24 hours.
-async fn ensure_window_open(context: &Context, phone_number_id: &str, to: &str) -> Result<(), MetaError> {
-    let last = context.store.last_inbound_at(phone_number_id, to).await.map_err(MetaError::from)?;
+async fn ensure_window_open(
+    context: &Context,
+    phone_number_id: &str,
+    to: &str,
+) -> Result<(), MetaError> {
+    let last = context
+        .store
+        .last_inbound_at(phone_number_id, to)
+        .await
+        .map_err(MetaError::from)?;
     let now = chrono::Utc::now().timestamp();
     match last {
         Some(at) if now - at < SERVICE_WINDOW_SECONDS => Ok(()),

@@ -20,13 +20,24 @@ pub fn function(context: &Context) -> Function {
 }
 
 /// Applies one `statuses` event.
-pub async fn handle(store: &dyn Store, delivery: &Delivery, retry_base: std::time::Duration) -> Settlement {
+pub async fn handle(
+    store: &dyn Store,
+    delivery: &Delivery,
+    retry_base: std::time::Duration,
+) -> Settlement {
     let status: StatusUpdate = match serde_json::from_value(delivery.payload.clone()) {
         Ok(status) => status,
-        Err(error) => return Settlement::DeadLetter { error: format!("not a status update: {error}") },
+        Err(error) => {
+            return Settlement::DeadLetter {
+                error: format!("not a status update: {error}"),
+            }
+        }
     };
     match store.apply_status(&status).await {
         Ok(()) => Settlement::Ack,
-        Err(error) => Settlement::Retry { after: retry_base * delivery.attempt, error: error.to_string() },
+        Err(error) => Settlement::Retry {
+            after: retry_base * delivery.attempt,
+            error: error.to_string(),
+        },
     }
 }

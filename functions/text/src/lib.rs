@@ -17,7 +17,10 @@ pub fn function(context: &Context) -> Function {
     let rules = match &context.config.rules_path {
         Some(path) => Rules::load(path).unwrap_or_else(|error| {
             tracing::error!(%error, "auto-reply rules not loaded; auto-replies are off");
-            Rules { rules: Vec::new(), fallback: None }
+            Rules {
+                rules: Vec::new(),
+                fallback: None,
+            }
         }),
         None => Rules::builtin(),
     };
@@ -35,7 +38,10 @@ pub fn with_rules(context: &Context, rules: Rules) -> Function {
             async move {
                 match handle(store.as_ref(), &rules, &delivery).await {
                     Ok(()) => Settlement::Ack,
-                    Err(error) => Settlement::Retry { after: retry_base * delivery.attempt, error },
+                    Err(error) => Settlement::Retry {
+                        after: retry_base * delivery.attempt,
+                        error,
+                    },
                 }
             }
         })],
@@ -45,14 +51,25 @@ pub fn with_rules(context: &Context, rules: Rules) -> Function {
 /// Replies to one inbound message if a rule matches. Idempotent: the reply's
 /// idempotency key is derived from the inbound wamid.
 pub async fn handle(store: &dyn Store, rules: &Rules, delivery: &Delivery) -> Result<(), String> {
-    let event: MessageEvent = serde_json::from_value(delivery.payload.clone()).map_err(|e| e.to_string())?;
-    if !matches!(event.message_type.as_str(), "text" | "interactive" | "button") {
+    let event: MessageEvent =
+        serde_json::from_value(delivery.payload.clone()).map_err(|e| e.to_string())?;
+    if !matches!(
+        event.message_type.as_str(),
+        "text" | "interactive" | "button"
+    ) {
         return Ok(());
     }
-    let Some(message) = store.message(&event.message_id).await.map_err(|e| e.to_string())? else {
+    let Some(message) = store
+        .message(&event.message_id)
+        .await
+        .map_err(|e| e.to_string())?
+    else {
         return Ok(());
     };
-    let Some(input) = input_of(message.raw.as_ref().unwrap_or(&Value::Null), message.text.as_deref()) else {
+    let Some(input) = input_of(
+        message.raw.as_ref().unwrap_or(&Value::Null),
+        message.text.as_deref(),
+    ) else {
         return Ok(());
     };
     let Some(body) = rules.reply(&input, &event.from) else {
@@ -64,7 +81,11 @@ pub async fn handle(store: &dyn Store, rules: &Rules, delivery: &Delivery) -> Re
             phone_number_id: event.phone_number_id,
             to: Some(event.from),
             message_type: body["type"].as_str().unwrap_or("text").to_owned(),
-            preview: body.pointer("/text/body").or_else(|| body.pointer("/interactive/body/text")).and_then(Value::as_str).map(str::to_owned),
+            preview: body
+                .pointer("/text/body")
+                .or_else(|| body.pointer("/interactive/body/text"))
+                .and_then(Value::as_str)
+                .map(str::to_owned),
             context_message_id: None,
             body,
             idempotency_key: Some(format!("auto-reply:{wamid}")),

@@ -39,11 +39,17 @@ pub enum Input {
 #[derive(Debug, thiserror::Error)]
 pub enum RulesError {
     #[error("cannot read {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("rules file is not valid: {0}")]
     Parse(#[from] serde_json::Error),
     #[error("rule {index}: reply is not a valid message: {error}")]
-    Reply { index: usize, error: send::ValidationError },
+    Reply {
+        index: usize,
+        error: send::ValidationError,
+    },
 }
 
 impl Rules {
@@ -54,25 +60,38 @@ impl Rules {
 
     /// Loads and checks a rules file.
     pub fn load(path: &Path) -> Result<Rules, RulesError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| RulesError::Read { path: path.display().to_string(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| RulesError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
         Rules::parse(&text)
     }
 
     /// Parses rules and validates every reply as a send body.
     pub fn parse(text: &str) -> Result<Rules, RulesError> {
         let rules: Rules = serde_json::from_str(text)?;
-        let replies = rules.rules.iter().map(|rule| &rule.reply).chain(rules.fallback.as_ref());
+        let replies = rules
+            .rules
+            .iter()
+            .map(|rule| &rule.reply)
+            .chain(rules.fallback.as_ref());
         for (index, reply) in replies.enumerate() {
-            send::validate(&body_for(reply, "15550000000")).map_err(|error| RulesError::Reply { index, error })?;
+            send::validate(&body_for(reply, "15550000000"))
+                .map_err(|error| RulesError::Reply { index, error })?;
         }
         Ok(rules)
     }
 
     /// The reply body for `input`, addressed to `to`.
     pub fn reply(&self, input: &Input, to: &str) -> Option<Value> {
-        let matched = self.rules.iter().find(|rule| rule.matches(input)).map(|rule| &rule.reply);
-        matched.or(self.fallback.as_ref()).map(|reply| body_for(reply, to))
+        let matched = self
+            .rules
+            .iter()
+            .find(|rule| rule.matches(input))
+            .map(|rule| &rule.reply);
+        matched
+            .or(self.fallback.as_ref())
+            .map(|reply| body_for(reply, to))
     }
 }
 
@@ -82,11 +101,17 @@ impl Rule {
             Input::ReplyId(id) => self.reply_ids.iter().any(|known| known == id),
             Input::Text(text) => {
                 let text = text.to_lowercase();
-                let words: Vec<&str> = text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).collect();
+                let words: Vec<&str> = text
+                    .split(|c: char| !c.is_alphanumeric())
+                    .filter(|w| !w.is_empty())
+                    .collect();
                 self.keywords.iter().any(|keyword| {
                     let keyword = keyword.to_lowercase();
                     let parts: Vec<&str> = keyword.split_whitespace().collect();
-                    !parts.is_empty() && words.windows(parts.len()).any(|window| window == parts.as_slice())
+                    !parts.is_empty()
+                        && words
+                            .windows(parts.len())
+                            .any(|window| window == parts.as_slice())
                 })
             }
         }
@@ -110,19 +135,38 @@ mod tests {
     #[test]
     fn builtin_rules_match_words_and_reply_ids() {
         let rules = Rules::builtin();
-        let menu = rules.reply(&Input::Text("Olá, bom dia!".into()), "5511").unwrap();
+        let menu = rules
+            .reply(&Input::Text("Olá, bom dia!".into()), "5511")
+            .unwrap();
         assert_eq!(menu["type"], "interactive");
         assert_eq!(menu["to"], "5511");
-        let hours = rules.reply(&Input::ReplyId("menu_hours".into()), "5511").unwrap();
-        assert_eq!(hours["text"]["body"], "We are open Monday to Friday, 9:00–18:00.");
-        assert!(rules.reply(&Input::Text("this is high".into()), "5511").is_none(), "'hi' must be a whole word");
-        assert!(rules.reply(&Input::ReplyId("nope".into()), "5511").is_none());
+        let hours = rules
+            .reply(&Input::ReplyId("menu_hours".into()), "5511")
+            .unwrap();
+        assert_eq!(
+            hours["text"]["body"],
+            "We are open Monday to Friday, 9:00–18:00."
+        );
+        assert!(
+            rules
+                .reply(&Input::Text("this is high".into()), "5511")
+                .is_none(),
+            "'hi' must be a whole word"
+        );
+        assert!(rules
+            .reply(&Input::ReplyId("nope".into()), "5511")
+            .is_none());
     }
 
     #[test]
     fn invalid_replies_are_refused_at_load() {
-        let error = Rules::parse(r#"{"rules":[{"keywords":["x"],"reply":{"type":"text","text":{}}}]}"#).unwrap_err();
-        assert!(matches!(error, RulesError::Reply { index: 0, .. }), "{error}");
+        let error =
+            Rules::parse(r#"{"rules":[{"keywords":["x"],"reply":{"type":"text","text":{}}}]}"#)
+                .unwrap_err();
+        assert!(
+            matches!(error, RulesError::Reply { index: 0, .. }),
+            "{error}"
+        );
         assert!(Rules::parse("{").is_err());
     }
 }

@@ -51,7 +51,11 @@ async fn verify(State(context): State<Context>, Query(query): Query<Verification
             (StatusCode::OK, challenge).into_response()
         }
         (mode, matches, _) => {
-            tracing::warn!(mode, token_matches = matches, "webhook verification refused: check WA_VERIFY_TOKEN");
+            tracing::warn!(
+                mode,
+                token_matches = matches,
+                "webhook verification refused: check WA_VERIFY_TOKEN"
+            );
             Problem::new(StatusCode::FORBIDDEN, "verification refused: hub.mode must be subscribe and hub.verify_token must match WA_VERIFY_TOKEN").into_response()
         }
     }
@@ -62,7 +66,11 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// Checks the signature, parses, stores; 200 only once stored.
-async fn receive(State(context): State<Context>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
+async fn receive(
+    State(context): State<Context>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     let body = match body {
         Ok(body) => body,
         Err(rejection) => {
@@ -75,16 +83,23 @@ async fn receive(State(context): State<Context>, headers: HeaderMap, body: Resul
             return Problem::new(status, detail).into_response();
         }
     };
-    let header = headers.get("x-hub-signature-256").map(|value| value.as_bytes());
+    let header = headers
+        .get("x-hub-signature-256")
+        .map(|value| value.as_bytes());
     if let Err(error) = signature::verify(context.config.app_secret.as_bytes(), &body, header) {
         tracing::warn!(%error, "webhook refused: bad signature (check WA_APP_SECRET)");
         return Problem::new(StatusCode::UNAUTHORIZED, error.to_string()).into_response();
     }
     let notification = match webhook::parse(&body) {
         Ok(notification) => notification,
-        Err(error) => return Problem::new(StatusCode::BAD_REQUEST, error.to_string()).into_response(),
+        Err(error) => {
+            return Problem::new(StatusCode::BAD_REQUEST, error.to_string()).into_response()
+        }
     };
-    if notification.messages.is_empty() && notification.statuses.is_empty() && notification.events.is_empty() {
+    if notification.messages.is_empty()
+        && notification.statuses.is_empty()
+        && notification.events.is_empty()
+    {
         return StatusCode::OK.into_response();
     }
     match context.store.ingest(notification).await {

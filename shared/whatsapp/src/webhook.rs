@@ -70,8 +70,13 @@ pub struct RawEvent {
 #[derive(Deserialize)]
 struct Envelope<'a> {
     #[serde(borrow, default)]
+    object: Option<&'a RawValue>,
+    #[serde(borrow, default)]
     entry: Option<&'a RawValue>,
 }
+
+/// The `object` of a WhatsApp Business Account notification.
+const WABA_OBJECT: &str = r#""whatsapp_business_account""#;
 
 #[derive(Deserialize)]
 struct Entry<'a> {
@@ -189,13 +194,27 @@ impl Timestamp {
     }
 }
 
-/// Parses a notification body. Fails only when the body is not JSON; any
-/// JSON that is not shaped like a notification is kept as raw events.
+/// Parses a notification body. Fails only when the body is not JSON; JSON that
+/// is not a WhatsApp Business Account notification (another `object`, an array,
+/// a string) is kept whole as one raw event, and unreadable parts as raw events.
 pub fn parse(body: &[u8]) -> Result<Notification, ParseError> {
-    let envelope: Envelope = serde_json::from_slice(body)?;
     let mut out = Notification::default();
+    let envelope = match serde_json::from_slice::<Envelope>(body) {
+        Ok(envelope) => envelope,
+        Err(not_an_object) => {
+            // Valid JSON of another shape (an array, a string...) is kept raw.
+            serde_json::from_slice::<serde::de::IgnoredAny>(body).map_err(|_| not_an_object)?;
+            out.events
+                .push(raw_event(None, "invalid_notification", body_text(body)));
+            return Ok(out);
+        }
+    };
+    let is_waba = envelope
+        .object
+        .is_some_and(|object| object.get() == WABA_OBJECT);
     let entries = match envelope
         .entry
+        .filter(|_| is_waba)
         .map(|raw| serde_json::from_str::<Vec<&RawValue>>(raw.get()))
     {
         Some(Ok(entries)) => entries,
@@ -353,6 +372,7 @@ fn display_text(head: &MessageHead) -> Option<String> {
         .or_else(|| field(&head.system, "body"))
         .or_else(|| field(&head.order, "text"))
         .or_else(|| field(&head.location, "name"))
+        .filter(|text| !text.is_empty())
 }
 
 fn interactive_title(interactive: &Value) -> Option<String> {
@@ -439,8 +459,12 @@ mod tests {
         assert!(parse(b"not json").is_err());
         let odd = parse(br#"{"object":"page","entry":5}"#).unwrap();
         assert_eq!(odd.events.len(), 1);
+        for other_json in [&b"[1,2]"[..], b"\"hello\"", b"42", b"null"] {
+            let kept = parse(other_json).unwrap();
+            assert_eq!(kept.events[0].kind, "invalid_notification");
+        }
         let bad_message = parse(
-            br#"{"entry":[{"changes":[{"field":"messages","value":{"messages":[{"id":7}]}}]}]}"#,
+            br#"{"object":"whatsapp_business_account","entry":[{"changes":[{"field":"messages","value":{"messages":[{"id":7}]}}]}]}"#,
         )
         .unwrap();
         assert_eq!(bad_message.events[0].kind, "invalid_message");
