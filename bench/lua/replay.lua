@@ -1,0 +1,50 @@
+-- wrk script: send pre-generated requests, each once. Usage:
+--   wrk -s replay.lua http://127.0.0.1:PORT/ -- PREFIX [EXPECTED_STATUS]
+-- Thread N sends the records of PREFIX.N (complete HTTP requests, each ended
+-- by a NUL byte, written by `zapfn-bench payloads --parts <threads>`); the
+-- URL only gives the address. The slice is opened in init() and streamed in
+-- 1 MiB chunks rather than read whole: wrk runs each thread's init() only
+-- after starting the threads before it, so a slow init() would let thread 0
+-- work before the clock starts and inflate the figures. `repeats` counts
+-- wrap-arounds to the start of the slice (there should be none: every
+-- request is distinct). response() counts the expected status (`ok`,
+-- default 200) and anything else (`other`).
+dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "report.lua")
+
+local find, sub = string.find, string.sub
+local CHUNK = 1024 * 1024
+local file, buffer, pos, expected
+sent, ok, other, repeats = 0, 0, 0, 0
+
+function init(args)
+   file = assert(io.open(args[1] .. "." .. id, "rb"))
+   buffer, pos = "", 1
+   expected = tonumber(args[2] or "200")
+end
+
+-- Appends the next chunk to what is left of the buffer, wrapping at the end.
+local function refill()
+   local more = file:read(CHUNK)
+   if not more then
+      repeats = repeats + 1
+      file:seek("set", 0)
+      more = assert(file:read(CHUNK), "empty payload file")
+   end
+   buffer, pos = sub(buffer, pos) .. more, 1
+end
+
+function request()
+   local stop = find(buffer, "\0", pos, true)
+   while not stop do
+      refill()
+      stop = find(buffer, "\0", pos, true)
+   end
+   local record = sub(buffer, pos, stop - 1)
+   pos = stop + 1
+   sent = sent + 1
+   return record
+end
+
+function response(status)
+   if status == expected then ok = ok + 1 else other = other + 1 end
+end
