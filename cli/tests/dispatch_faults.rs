@@ -220,7 +220,10 @@ async fn pair_limit_paces_one_recipient_in_order() {
         ids.push(system.send_text(to, &format!("part {n}")).await);
     }
     for id in &ids {
-        wait_status(&system, id, "accepted").await;
+        eventually(Duration::from_secs(20), "Meta to take the send", || async {
+            system.message(id).await.filter(|m| m["wamid"].is_string())
+        })
+        .await;
     }
     let sent: Vec<_> = system
         .running

@@ -49,7 +49,8 @@ pub fn with_rules(context: &Context, rules: Rules) -> Function {
 }
 
 /// Replies to one inbound message if a rule matches. Idempotent: the reply's
-/// idempotency key is derived from the inbound wamid.
+/// idempotency key is derived from the inbound wamid. Needs no store read: the
+/// event carries the text and the reply id.
 pub async fn handle(store: &dyn Store, rules: &Rules, delivery: &Delivery) -> Result<(), String> {
     let event: MessageEvent =
         serde_json::from_value(delivery.payload.clone()).map_err(|e| e.to_string())?;
@@ -59,51 +60,30 @@ pub async fn handle(store: &dyn Store, rules: &Rules, delivery: &Delivery) -> Re
     ) {
         return Ok(());
     }
-    let Some(message) = store
-        .message(&event.message_id)
-        .await
-        .map_err(|e| e.to_string())?
-    else {
-        return Ok(());
-    };
-    let Some(input) = input_of(
-        message.raw.as_ref().unwrap_or(&Value::Null),
-        message.text.as_deref(),
-    ) else {
-        return Ok(());
+    let input = match (event.reply_id, event.text) {
+        (Some(id), _) => Input::ReplyId(id),
+        (None, Some(text)) => Input::Text(text),
+        (None, None) => return Ok(()),
     };
     let Some(body) = rules.reply(&input, &event.from) else {
         return Ok(());
     };
-    let wamid = message.wamid.clone().unwrap_or_else(|| message.id.clone());
+    let preview = body
+        .pointer("/text/body")
+        .or_else(|| body.pointer("/interactive/body/text"))
+        .and_then(Value::as_str)
+        .map(str::to_owned);
     store
         .enqueue_send(NewOutbound {
             phone_number_id: event.phone_number_id,
             to: Some(event.from),
             message_type: body["type"].as_str().unwrap_or("text").to_owned(),
-            preview: body
-                .pointer("/text/body")
-                .or_else(|| body.pointer("/interactive/body/text"))
-                .and_then(Value::as_str)
-                .map(str::to_owned),
+            preview,
             context_message_id: None,
             body,
-            idempotency_key: Some(format!("auto-reply:{wamid}")),
+            idempotency_key: Some(format!("auto-reply:{}", event.wamid)),
         })
         .await
         .map(|_| ())
         .map_err(|e| e.to_string())
-}
-
-/// The rule input of an inbound message: a reply id for interactive/button replies, else its text.
-fn input_of(raw: &Value, text: Option<&str>) -> Option<Input> {
-    let reply_id = raw
-        .pointer("/interactive/button_reply/id")
-        .or_else(|| raw.pointer("/interactive/list_reply/id"))
-        .or_else(|| raw.pointer("/button/payload"))
-        .and_then(Value::as_str);
-    match reply_id {
-        Some(id) => Some(Input::ReplyId(id.to_owned())),
-        None => text.map(|t| Input::Text(t.to_owned())),
-    }
 }

@@ -20,9 +20,16 @@ pub mod topics {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MessageEvent {
     pub message_id: String,
+    pub wamid: String,
     pub phone_number_id: String,
     pub message_type: String,
     pub from: String,
+    /// What an inbox shows (text body, caption, reply title...), so handlers need no read.
+    #[serde(default)]
+    pub text: Option<String>,
+    /// The id of a tapped button or list row, or a quick-reply payload.
+    #[serde(default)]
+    pub reply_id: Option<String>,
 }
 
 /// Payload of a `dispatch` task.

@@ -38,6 +38,9 @@ pub struct InboundMessage {
     /// Text body, media caption, reply title, reaction emoji...: what an inbox shows.
     pub text: Option<String>,
     pub media: Option<Value>,
+    /// The id of a tapped reply button or list row, or a template quick reply's payload.
+    #[serde(default)]
+    pub reply_id: Option<String>,
     pub context: Option<Value>,
     /// Meta's original message object, unknown fields included.
     pub raw: String,
@@ -340,6 +343,7 @@ fn read_message(
     Some(InboundMessage {
         phone_number_id: phone_number_id.to_owned(),
         text: display_text(&head),
+        reply_id: reply_id(&head),
         timestamp: head.timestamp.as_ref().map_or(0, Timestamp::seconds),
         wamid: head.id,
         from: head.from,
@@ -373,6 +377,16 @@ fn display_text(head: &MessageHead) -> Option<String> {
         .or_else(|| field(&head.order, "text"))
         .or_else(|| field(&head.location, "name"))
         .filter(|text| !text.is_empty())
+}
+
+/// The id a customer's tap carries: a button or list reply id, or a quick-reply payload.
+fn reply_id(head: &MessageHead) -> Option<String> {
+    let interactive = head.interactive.as_ref().and_then(|interactive| {
+        let kind = interactive.get("type")?.as_str()?;
+        interactive.get(kind)?.get("id")?.as_str()
+    });
+    let payload = || head.button.as_ref()?.get("payload")?.as_str();
+    interactive.or_else(payload).map(str::to_owned)
 }
 
 fn interactive_title(interactive: &Value) -> Option<String> {

@@ -77,9 +77,12 @@ fn insert_message(conn: &Connection, message: &InboundMessage, now_ms: i64) -> R
     }
     let event = MessageEvent {
         message_id: id,
+        wamid: message.wamid.clone(),
         phone_number_id: message.phone_number_id.clone(),
         message_type: message.message_type.clone(),
         from: message.from.clone(),
+        text: message.text.clone(),
+        reply_id: message.reply_id.clone(),
     };
     let ordering_key = format!("{}:{}", message.phone_number_id, message.from);
     outbox::publish(

@@ -34,7 +34,7 @@ pub(crate) fn claim(
 ) -> Result<Vec<Delivery>> {
     let now = now_ms();
     let mut select = conn.prepare_cached(
-        "SELECT id, ordering_key, payload, attempts FROM outbox AS o
+        "SELECT id, ordering_key, payload, attempts FROM outbox AS o INDEXED BY outbox_by_topic
          WHERE topic = ?1 AND available_at_ms <= ?2 AND leased_until_ms <= ?2
            AND (ordering_key IS NULL OR NOT EXISTS (
                 SELECT 1 FROM outbox AS p

@@ -73,7 +73,7 @@ fn run(conn: Connection, mut receiver: mpsc::Receiver<Job>) {
 
 /// Runs a batch in one transaction and answers every job with the commit result.
 fn commit_batch(conn: &Connection, batch: &mut Vec<Job>) -> Result<()> {
-    if let Err(error) = conn.execute_batch("BEGIN IMMEDIATE") {
+    if let Err(error) = run_cached(conn, "BEGIN IMMEDIATE") {
         tracing::error!(%error, "could not begin a write transaction");
         for job in batch.drain(..) {
             let (_, finish) = job(None);
@@ -83,28 +83,21 @@ fn commit_batch(conn: &Connection, batch: &mut Vec<Job>) -> Result<()> {
     }
     let mut finishers = Vec::with_capacity(batch.len());
     for job in batch.drain(..) {
-        let savepoint = conn.execute_batch("SAVEPOINT job");
+        let savepoint = run_cached(conn, "SAVEPOINT job");
         // A panicking job loses its own answer (its caller sees `Closed`), not the writer.
-        let Ok((ok, finish)) =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(Some(conn))))
-        else {
-            tracing::error!("a write job panicked; rolled back");
-            let _ = conn.execute_batch("ROLLBACK TO job; RELEASE job");
-            continue;
-        };
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(Some(conn))));
+        let ok = matches!(outcome, Ok((true, _)));
         if savepoint.is_ok() {
-            let end = if ok {
-                "RELEASE job"
-            } else {
-                "ROLLBACK TO job; RELEASE job"
-            };
-            if let Err(error) = conn.execute_batch(end) {
+            if let Err(error) = end_savepoint(conn, ok) {
                 tracing::error!(%error, "savepoint end failed");
             }
         }
-        finishers.push(finish);
+        match outcome {
+            Ok((_, finish)) => finishers.push(finish),
+            Err(_) => tracing::error!("a write job panicked; rolled back"),
+        }
     }
-    let result = conn.execute_batch("COMMIT").map_err(StoreError::from);
+    let result = run_cached(conn, "COMMIT").map_err(StoreError::from);
     let shared = match &result {
         Ok(()) => Ok(()),
         Err(error) => {
@@ -117,4 +110,17 @@ fn commit_batch(conn: &Connection, batch: &mut Vec<Job>) -> Result<()> {
         finish(shared.clone().map_err(StoreError::Unavailable));
     }
     result
+}
+
+/// Keeps a job's writes (`ok`) or undoes them.
+fn end_savepoint(conn: &Connection, ok: bool) -> rusqlite::Result<()> {
+    if !ok {
+        run_cached(conn, "ROLLBACK TO job")?;
+    }
+    run_cached(conn, "RELEASE job")
+}
+
+/// Runs a parameterless statement through the statement cache (no re-parsing).
+fn run_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(|_| ())
 }
