@@ -1,7 +1,6 @@
 //! The embedded store: one SQLite file in WAL mode. Writes go through a single
 //! group-commit writer thread; reads use a small pool of read connections.
 
-mod checkpoint;
 mod ingest;
 mod keys;
 mod messages;
@@ -20,7 +19,6 @@ use zapfn_whatsapp::webhook::{Notification, StatusUpdate};
 
 use crate::model::*;
 use crate::{Result, Store};
-use checkpoint::Checkpointer;
 use readers::Readers;
 use writer::Writer;
 
@@ -59,7 +57,6 @@ pub struct SqliteStore {
     writer: Writer,
     readers: Arc<Readers>,
     published: Arc<Notify>,
-    _checkpointer: Arc<Checkpointer>,
     options: SqliteOptions,
     path: PathBuf,
 }
@@ -75,13 +72,11 @@ impl SqliteStore {
         }
         let conn = open_connection(&path, options.durability)?;
         conn.execute_batch(include_str!("schema.sql"))?;
-        conn.execute_batch("PRAGMA wal_autocheckpoint = 0")?;
-        let checkpointer = Arc::new(Checkpointer::start(path.clone(), options.durability));
+
         Ok(SqliteStore {
             writer: Writer::start(conn),
             readers: Arc::new(Readers::new(path.clone(), options.durability)),
             published: Arc::new(Notify::new()),
-            _checkpointer: checkpointer,
             options,
             path,
         })
@@ -118,8 +113,12 @@ fn open_connection(path: &Path, durability: Durability) -> Result<Connection> {
         Durability::Process => "NORMAL",
         Durability::Power => "FULL",
     };
+    // Small pages: index inserts land on random pages, and every dirty page is
+    // written whole to the WAL, so 1 KiB pages write a quarter of 4 KiB ones.
+    // (Takes effect when the file is created.) The WAL is truncated back to
+    // 64 MiB after checkpoints.
     conn.execute_batch(&format!(
-        "PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; PRAGMA foreign_keys = ON;
+        "PRAGMA journal_mode = WAL; PRAGMA journal_size_limit = 67108864; PRAGMA synchronous = {synchronous}; PRAGMA foreign_keys = ON;
          PRAGMA temp_store = MEMORY; PRAGMA cache_size = -16000;"
     ))?;
     Ok(conn)
@@ -246,9 +245,26 @@ impl Store for SqliteStore {
 
     async fn claim(&self, topic: &str, limit: usize, lease: Duration) -> Result<Vec<Delivery>> {
         let topic = topic.to_owned();
-        self.writer
-            .write(move |conn| outbox::claim(conn, &topic, limit, lease))
-            .await
+        let leased = self
+            .writer
+            .write({
+                let topic = topic.clone();
+                move |conn| outbox::claim(conn, &topic, limit, lease)
+            })
+            .await?;
+        leased
+            .into_iter()
+            .map(|event| {
+                Ok(Delivery {
+                    id: event.id,
+                    topic: topic.clone(),
+                    ordering_key: event.ordering_key,
+                    payload: serde_json::from_str(&event.payload)?,
+                    attempt: event.attempt,
+                    lease_until_ms: event.lease_until_ms,
+                })
+            })
+            .collect()
     }
 
     async fn settle(&self, delivery: &Delivery, settlement: Settlement) -> Result<()> {

@@ -25,89 +25,98 @@ pub(crate) fn publish(
     Ok(())
 }
 
-/// Leases due events: the oldest of each ordering key only.
+/// A leased event as stored; its payload is parsed off the writer thread.
+pub(crate) struct Leased {
+    pub id: i64,
+    pub ordering_key: Option<String>,
+    pub payload: String,
+    pub attempt: u32,
+    pub lease_until_ms: i64,
+}
+
+/// Leases due events (the oldest of each ordering key only) in one statement.
 pub(crate) fn claim(
     conn: &Connection,
     topic: &str,
     limit: usize,
     lease: Duration,
-) -> Result<Vec<Delivery>> {
+) -> Result<Vec<Leased>> {
     let now = now_ms();
-    let mut select = conn.prepare_cached(
-        "SELECT id, ordering_key, payload, attempts FROM outbox AS o INDEXED BY outbox_by_topic
-         WHERE topic = ?1 AND available_at_ms <= ?2 AND leased_until_ms <= ?2
-           AND (ordering_key IS NULL OR NOT EXISTS (
-                SELECT 1 FROM outbox AS p
-                WHERE p.topic = o.topic AND p.ordering_key = o.ordering_key AND p.id < o.id))
-         ORDER BY id LIMIT ?3",
+    let leased_until = now + lease.as_millis() as i64;
+    let mut lease_due = conn.prepare_cached(
+        "UPDATE outbox SET leased_until_ms = ?4, attempts = attempts + 1
+         WHERE id IN (
+             SELECT id FROM outbox AS o INDEXED BY outbox_by_topic
+             WHERE topic = ?1 AND available_at_ms <= ?2 AND leased_until_ms <= ?2
+               AND (ordering_key IS NULL OR NOT EXISTS (
+                    SELECT 1 FROM outbox AS p
+                    WHERE p.topic = o.topic AND p.ordering_key = o.ordering_key AND p.id < o.id))
+             ORDER BY id LIMIT ?3)
+         RETURNING id, ordering_key, payload, attempts",
     )?;
-    let rows = select
-        .query_map(params![topic, now, limit as i64], |row| {
-            Ok((
-                row.get::<_, i64>(0)?,
-                row.get::<_, Option<String>>(1)?,
-                row.get::<_, String>(2)?,
-                row.get::<_, u32>(3)?,
-            ))
+    let mut leased = lease_due
+        .query_map(params![topic, now, limit as i64, leased_until], |row| {
+            Ok(Leased {
+                id: row.get(0)?,
+                ordering_key: row.get(1)?,
+                payload: row.get(2)?,
+                attempt: row.get(3)?,
+                lease_until_ms: leased_until,
+            })
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
-    let mut lease_row = conn.prepare_cached(
-        "UPDATE outbox SET leased_until_ms = ?2, attempts = attempts + 1 WHERE id = ?1",
-    )?;
-    let leased_until = now + lease.as_millis() as i64;
-    let mut deliveries = Vec::with_capacity(rows.len());
-    for (id, ordering_key, payload, attempts) in rows {
-        lease_row.execute(params![id, leased_until])?;
-        deliveries.push(Delivery {
-            id,
-            topic: topic.to_owned(),
-            ordering_key,
-            payload: serde_json::from_str(&payload)?,
-            attempt: attempts + 1,
-            lease_until_ms: leased_until,
-        });
-    }
-    Ok(deliveries)
+    leased.sort_by_key(|event| event.id);
+    Ok(leased)
 }
 
-/// Applies a consumer's verdict on a leased event, if the lease is still its own.
+/// Applies a consumer's verdict on a leased event, if the lease is still its own
+/// (a settle after the lease expired, when the event may be with another
+/// consumer, changes nothing: the newer delivery decides).
 pub(crate) fn settle(
     conn: &Connection,
     delivery: &Delivery,
     settlement: Settlement,
     options: &SqliteOptions,
 ) -> Result<()> {
-    let now = now_ms();
-    let created_at: Option<i64> = conn
-        .prepare_cached("SELECT created_at_ms FROM outbox WHERE id = ?1 AND leased_until_ms = ?2")?
-        .query_row(params![delivery.id, delivery.lease_until_ms], |r| r.get(0))
-        .optional()?;
-    // Gone, or its lease expired and it was delivered again: the newer delivery decides.
-    let Some(created_at) = created_at else {
-        return Ok(());
-    };
-    match settlement {
+    let lease = params![delivery.id, delivery.lease_until_ms];
+    let (after, error) = match settlement {
         Settlement::Ack => {
-            conn.prepare_cached("DELETE FROM outbox WHERE id = ?1")?
-                .execute([delivery.id])?;
+            conn.prepare_cached("DELETE FROM outbox WHERE id = ?1 AND leased_until_ms = ?2")?
+                .execute(lease)?;
+            return Ok(());
         }
         Settlement::Defer { after } => {
             conn.prepare_cached(
-                "UPDATE outbox SET available_at_ms = ?2, leased_until_ms = 0, attempts = max(attempts - 1, 0) WHERE id = ?1",
+                "UPDATE outbox SET available_at_ms = ?3, leased_until_ms = 0, attempts = max(attempts - 1, 0)
+                 WHERE id = ?1 AND leased_until_ms = ?2",
             )?
-            .execute(params![delivery.id, now + after.as_millis() as i64])?;
+            .execute(params![delivery.id, delivery.lease_until_ms, now_ms() + after.as_millis() as i64])?;
+            return Ok(());
         }
-        Settlement::Retry { after, error } => {
-            let next = now + after.as_millis() as i64;
-            let too_old = next - created_at > options.max_retry_age.as_millis() as i64;
-            if delivery.attempt >= options.max_attempts || too_old {
-                dead_letter(conn, delivery.id, &error, now)?;
-            } else {
-                conn.prepare_cached("UPDATE outbox SET available_at_ms = ?2, leased_until_ms = 0, last_error = ?3 WHERE id = ?1")?
-                    .execute(params![delivery.id, next, error])?;
-            }
+        Settlement::DeadLetter { error } => (None, error),
+        Settlement::Retry { after, error } => (Some(after), error),
+    };
+    let created_at: Option<i64> = conn
+        .prepare_cached("SELECT created_at_ms FROM outbox WHERE id = ?1 AND leased_until_ms = ?2")?
+        .query_row(lease, |r| r.get(0))
+        .optional()?;
+    let Some(created_at) = created_at else {
+        return Ok(());
+    };
+    let now = now_ms();
+    let next = after.map(|after| now + after.as_millis() as i64);
+    let retry = next.filter(|next| {
+        delivery.attempt < options.max_attempts
+            && next - created_at <= options.max_retry_age.as_millis() as i64
+    });
+    match retry {
+        Some(next) => {
+            conn.prepare_cached(
+                "UPDATE outbox SET available_at_ms = ?2, leased_until_ms = 0, last_error = ?3 WHERE id = ?1",
+            )?
+            .execute(params![delivery.id, next, error])?;
         }
-        Settlement::DeadLetter { error } => dead_letter(conn, delivery.id, &error, now)?,
+        None => dead_letter(conn, delivery.id, &error, now)?,
     }
     Ok(())
 }
