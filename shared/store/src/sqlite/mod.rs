@@ -1,6 +1,7 @@
 //! The embedded store: one SQLite file in WAL mode. Writes go through a single
 //! group-commit writer thread; reads use a small pool of read connections.
 
+mod checkpoint;
 mod ingest;
 mod keys;
 mod messages;
@@ -19,6 +20,7 @@ use zapfn_whatsapp::webhook::{Notification, StatusUpdate};
 
 use crate::model::*;
 use crate::{Result, Store};
+use checkpoint::Checkpointer;
 use readers::Readers;
 use writer::Writer;
 
@@ -57,6 +59,7 @@ pub struct SqliteStore {
     writer: Writer,
     readers: Arc<Readers>,
     published: Arc<Notify>,
+    _checkpointer: Arc<Checkpointer>,
     options: SqliteOptions,
     path: PathBuf,
 }
@@ -72,11 +75,18 @@ impl SqliteStore {
         }
         let conn = open_connection(&path, options.durability)?;
         conn.execute_batch(include_str!("schema.sql"))?;
+        conn.pragma_update(
+            None,
+            "wal_autocheckpoint",
+            checkpoint::WRITER_CHECKPOINT_FRAMES,
+        )?;
+        let checkpointer = Arc::new(Checkpointer::start(path.clone(), options.durability));
 
         Ok(SqliteStore {
             writer: Writer::start(conn),
             readers: Arc::new(Readers::new(path.clone(), options.durability)),
             published: Arc::new(Notify::new()),
+            _checkpointer: checkpointer,
             options,
             path,
         })
@@ -119,7 +129,7 @@ fn open_connection(path: &Path, durability: Durability) -> Result<Connection> {
     // 64 MiB after checkpoints.
     conn.execute_batch(&format!(
         "PRAGMA journal_mode = WAL; PRAGMA journal_size_limit = 67108864; PRAGMA synchronous = {synchronous}; PRAGMA foreign_keys = ON;
-         PRAGMA temp_store = MEMORY; PRAGMA cache_size = -16000;"
+         PRAGMA temp_store = MEMORY; PRAGMA cache_size = -4000;"
     ))?;
     Ok(conn)
 }
