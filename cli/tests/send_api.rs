@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{eventually, System, API_KEY, PHONE_NUMBER_ID};
+use common::{assert_problem, eventually, System, API_KEY, PHONE_NUMBER_ID};
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
 use rusqlite::{Connection, OpenFlags};
 use serde_json::{json, Value};
@@ -80,23 +80,6 @@ async fn wait_for_status(system: &System, id: &str, status: &str) -> Value {
         (view["status"] == status).then_some(view)
     })
     .await
-}
-
-/// Asserts an RFC 9457 problem answer with `status` and a detail; returns its body.
-async fn assert_problem(response: reqwest::Response, status: u16) -> Value {
-    assert_eq!(response.status().as_u16(), status);
-    let content_type = response
-        .headers()
-        .get(CONTENT_TYPE)
-        .map(|v| v.to_str().unwrap().to_owned());
-    assert_eq!(content_type.as_deref(), Some("application/problem+json"));
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(body["status"], status, "{body}");
-    assert!(
-        !body["detail"].as_str().unwrap_or_default().is_empty(),
-        "problem without a detail: {body}"
-    );
-    body
 }
 
 /// Asserts a Meta-style error (`{"error": {code, error_data.details, field}}`) naming `field`.

@@ -7,7 +7,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::{eventually, fixture, System, PHONE_NUMBER_ID, SECRET};
+use common::{assert_problem, eventually, fixture, System, PHONE_NUMBER_ID, SECRET};
 use reqwest::header::CONTENT_TYPE;
 use rusqlite::{Connection, OpenFlags};
 use serde_json::{json, Value};
@@ -82,21 +82,6 @@ async fn post_raw(system: &System, body: Vec<u8>, signature: Option<String>) -> 
         request = request.header("X-Hub-Signature-256", signature);
     }
     request.body(body).send().await.unwrap()
-}
-
-/// Asserts an RFC 9457 problem answer with `status` and a detail; returns its body.
-async fn assert_problem(response: reqwest::Response, status: u16) -> Value {
-    assert_eq!(response.status().as_u16(), status);
-    let content_type = response
-        .headers()
-        .get(CONTENT_TYPE)
-        .map(|v| v.to_str().unwrap().to_owned());
-    assert_eq!(content_type.as_deref(), Some("application/problem+json"));
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(body["status"], status, "{body}");
-    let detail = body["detail"].as_str().unwrap_or_default();
-    assert!(!detail.is_empty(), "problem without a detail: {body}");
-    body
 }
 
 fn a_text_body() -> Vec<u8> {

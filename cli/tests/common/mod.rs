@@ -164,3 +164,18 @@ pub fn fixture(path: &str) -> std::path::PathBuf {
         .join("../fixtures")
         .join(path)
 }
+
+/// Asserts an RFC 9457 problem answer with `status` and a detail; returns its body.
+pub async fn assert_problem(response: reqwest::Response, status: u16) -> Value {
+    assert_eq!(response.status().as_u16(), status);
+    let content_type = response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .map(|v| v.to_str().unwrap().to_owned());
+    assert_eq!(content_type.as_deref(), Some("application/problem+json"));
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["status"], status, "{body}");
+    let detail = body["detail"].as_str().unwrap_or_default();
+    assert!(!detail.is_empty(), "problem without a detail: {body}");
+    body
+}
