@@ -156,3 +156,65 @@ async fn unknown_recipient_fails_with_metas_reason() {
         .collect();
     assert!(history.ends_with(&["sent", "failed"]), "{history:?}");
 }
+
+#[tokio::test]
+async fn live_mode_sends_to_the_configured_graph_api_with_the_token() {
+    // A separate fake plays Meta: zapfn must call WA_GRAPH_URL and mount no sandbox
+    // of its own. (This fake's status webhooks go nowhere; statuses are tested elsewhere.)
+    let graph = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let graph_url = format!("http://{}/graph", graph.local_addr().unwrap());
+    let nowhere = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let meta = zapfn_sandbox::Sandbox::new(zapfn_sandbox::SandboxConfig::new(
+        common::SECRET,
+        format!("http://127.0.0.1:{nowhere}/webhook"),
+    ));
+    let router = meta.router();
+    tokio::spawn(async move { axum::serve(graph, router).await });
+
+    let system = common::start(&[
+        ("WA_ACCESS_TOKEN", "EAAG-test-token"),
+        ("WA_GRAPH_URL", &graph_url),
+        ("WA_API_VERSION", "v99.0"),
+    ])
+    .await;
+    assert!(
+        system.running.sandbox.is_none(),
+        "no built-in sandbox in live mode"
+    );
+    let (_, health) = system.get("/healthz").await;
+    assert_eq!(health["mode"], "live");
+    let not_mounted = system
+        .http
+        .get(system.url("/sandbox/sent"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(not_mounted.status(), 404);
+
+    system
+        .customer_writes("5511944443333", "order status 7")
+        .await;
+    let id = system.send_text("5511944443333", "live hello").await;
+    let sent = eventually(
+        Duration::from_secs(10),
+        "the send to reach the Graph API",
+        || async {
+            meta.sent()
+                .into_iter()
+                .find(|m| m.to.as_deref() == Some("5511944443333"))
+        },
+    )
+    .await;
+    assert_eq!(sent.body["text"]["body"], "live hello");
+    let message = eventually(
+        Duration::from_secs(10),
+        "the wamid to be recorded",
+        || async { system.message(&id).await.filter(|m| m["wamid"].is_string()) },
+    )
+    .await;
+    assert_eq!(message["wamid"].as_str(), sent.wamid.as_deref());
+}
