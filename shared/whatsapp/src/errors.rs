@@ -35,11 +35,6 @@ impl GraphError {
     pub fn class(&self) -> ErrorClass {
         classify(self.code)
     }
-
-    /// `details` from `error_data`, the most specific text Meta gives.
-    pub fn details(&self) -> Option<&str> {
-        self.error_data.as_ref()?.get("details")?.as_str()
-    }
 }
 
 /// Classifies one of Meta's error codes.

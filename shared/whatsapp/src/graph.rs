@@ -111,11 +111,6 @@ impl GraphClient {
         GraphClient { config, http }
     }
 
-    /// The configuration in use.
-    pub fn config(&self) -> &GraphConfig {
-        &self.config
-    }
-
     /// `POST /{phone-number-id}/messages` with a Graph API send body.
     pub async fn send_message(
         &self,
