@@ -1,6 +1,6 @@
 //! Most of the WAL checkpoint work off the write path: a background thread with
 //! its own connection copies committed frames into the database file (passive
-//! checkpoints, several times a second). The writer keeps a large automatic
+//! checkpoints every 20 ms). The writer keeps a large automatic
 //! checkpoint threshold; when the WAL reaches it, the writer's own checkpoint
 //! finds nearly everything already copied, finishes cheaply and restarts the
 //! WAL from the beginning, so it stays bounded.
@@ -13,7 +13,7 @@ use std::time::Duration;
 use super::{open_connection, Durability};
 
 /// How often the WAL is copied back into the database file.
-const INTERVAL: Duration = Duration::from_millis(100);
+const INTERVAL: Duration = Duration::from_millis(20);
 
 /// WAL frames after which the writer checkpoints and restarts the WAL itself (~64 MiB).
 pub(crate) const WRITER_CHECKPOINT_FRAMES: u32 = 16_384;
