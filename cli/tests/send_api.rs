@@ -790,3 +790,16 @@ async fn unknown_ids_are_404_problems() {
         );
     }
 }
+
+#[tokio::test]
+async fn an_oversized_send_body_is_413_in_metas_shape() {
+    let system = common::start(&[]).await;
+    let huge = "x".repeat(300 * 1024);
+    let request = json!({ "messaging_product": "whatsapp", "to": "5511900000009", "type": "text", "text": { "body": huge } });
+    let (status, body) = system
+        .post(&format!("/v1/{PHONE_NUMBER_ID}/messages"), &request)
+        .await;
+    assert_eq!(status, 413, "{body}");
+    assert_eq!(body["error"]["code"], 100);
+    assert_eq!(body["error"]["field"], "body");
+}

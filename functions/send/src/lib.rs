@@ -7,6 +7,7 @@ mod errors;
 mod read;
 
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -55,7 +56,7 @@ async fn send_message(
     State(context): State<Context>,
     Path(phone_number_id): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, MetaError> {
     if phone_number_id.is_empty() || !phone_number_id.bytes().all(|b| b.is_ascii_digit()) {
         return Err(MetaError::invalid(
@@ -63,6 +64,9 @@ async fn send_message(
             "must be the numeric id of your business number",
         ));
     }
+    let body = body.map_err(|rejection| {
+        MetaError::new(rejection.status(), 100, "body", rejection.body_text())
+    })?;
     let body: Value = serde_json::from_slice(&body).map_err(|e| {
         MetaError::new(
             StatusCode::BAD_REQUEST,
