@@ -48,8 +48,9 @@ pub(crate) async fn send(
 
     let is_message = request.message_type != "read";
     let wamid = is_message.then(new_wamid);
+    // No recipient number at INFO: phone numbers are personal data.
     tracing::info!(
-        %phone_number_id, to = ?request.to, message_type = %request.message_type, ?wamid,
+        %phone_number_id, message_type = %request.message_type, ?wamid,
         "sandbox accepted a send"
     );
     let callback_data = body
