@@ -244,3 +244,23 @@ async fn pair_limit_paces_one_recipient_in_order() {
         "burst of 2, then one per 400 ms"
     );
 }
+
+#[tokio::test]
+async fn a_send_failing_past_the_retry_window_is_marked_failed() {
+    let system = common::start(&[
+        ("ZAPFN_MAX_RETRY_SECONDS", "1"),
+        ("ZAPFN_RETRY_BASE_MS", "800"),
+    ])
+    .await;
+    let to = "5511900000007";
+    system.customer_writes(to, "order status 7").await;
+    inject(&system, json!([{ "to": to, "http_status": 503 }, { "to": to, "http_status": 503 }, { "to": to, "http_status": 503 }])).await;
+    let id = system.send_text(to, "too late").await;
+    let failed = wait_status(&system, &id, "failed").await;
+    assert!(
+        failed["errors"][0]["attempt"].as_u64().unwrap() < 5,
+        "gave up on time, not on attempts: {failed}"
+    );
+    let (_, health) = system.get("/healthz").await;
+    assert_eq!(health["queues"]["dead_letters"], 1);
+}

@@ -35,6 +35,7 @@ pub struct Dispatcher {
     per_number: Buckets,
     per_recipient: Buckets,
     max_attempts: u32,
+    max_retry_age: Duration,
     retry_base: Duration,
     reconcile_window: Duration,
 }
@@ -69,6 +70,7 @@ impl Dispatcher {
             ),
             per_recipient: Buckets::new(config.pair_burst, config.pair_interval),
             max_attempts: config.max_attempts,
+            max_retry_age: config.max_retry_age,
             retry_base: config.retry_base,
             reconcile_window: config.reconcile_window,
         }
@@ -170,38 +172,49 @@ impl Dispatcher {
         error: CallError,
         delivery: &Delivery,
     ) -> Settlement {
-        let record = error_record(&error, delivery.attempt);
         let class = error.class();
-        let last_attempt = delivery.attempt >= self.max_attempts;
-        let terminal = class == ErrorClass::Permanent || last_attempt;
+        let after = match class {
+            // Meta: wait 4^n seconds before the next message to this user.
+            ErrorClass::PairRateLimit => self.backoff(delivery.attempt).max(Duration::from_secs(
+                4u64.saturating_pow(delivery.attempt.saturating_sub(1)),
+            )),
+            _ => self.backoff(delivery.attempt),
+        };
+        // Give up exactly when the queue would (attempts, or the retry window from the
+        // first attempt), so the message is marked failed rather than left queued.
+        let out_of_retries =
+            delivery.attempt >= self.max_attempts || self.past_retry_window(delivery, after);
+        let terminal = class == ErrorClass::Permanent || out_of_retries;
         tracing::warn!(message_id = id, code = error.code(), attempt = delivery.attempt, terminal, %error, "send failed");
-        let maybe_sent = error.maybe_delivered();
+        let record = error_record(&error, delivery.attempt);
         if let Err(store_error) = self
             .store
-            .record_send_error(id, record, terminal, maybe_sent)
+            .record_send_error(id, record, terminal, error.maybe_delivered())
             .await
         {
             return self.retry(delivery, store_error.to_string());
         }
-        match class {
-            _ if terminal && class == ErrorClass::Permanent => Settlement::Ack,
-            _ if terminal => Settlement::DeadLetter {
-                error: format!("gave up after {} attempts: {error}", delivery.attempt),
-            },
-            ErrorClass::PairRateLimit => {
-                // Meta: wait 4^n seconds before the next message to this user.
-                let wait =
-                    Duration::from_secs(4u64.saturating_pow(delivery.attempt.saturating_sub(1)));
-                if let Some(key) = recipient_key {
-                    self.per_recipient.penalize(key, wait);
-                }
-                Settlement::Retry {
-                    after: wait.max(self.backoff(delivery.attempt)),
-                    error: error.to_string(),
-                }
-            }
-            _ => self.retry(delivery, error.to_string()),
+        if class == ErrorClass::Permanent {
+            return Settlement::Ack;
         }
+        if out_of_retries {
+            return Settlement::DeadLetter {
+                error: format!("gave up after {} attempts: {error}", delivery.attempt),
+            };
+        }
+        if let (ErrorClass::PairRateLimit, Some(key)) = (class, recipient_key) {
+            self.per_recipient.penalize(key, after);
+        }
+        Settlement::Retry {
+            after,
+            error: error.to_string(),
+        }
+    }
+
+    /// Whether a retry after `after` would fall outside the retry window.
+    fn past_retry_window(&self, delivery: &Delivery, after: Duration) -> bool {
+        let retry_at = chrono::Utc::now().timestamp_millis() + after.as_millis() as i64;
+        retry_at - delivery.first_attempt_at_ms > self.max_retry_age.as_millis() as i64
     }
 
     fn retry(&self, delivery: &Delivery, error: String) -> Settlement {

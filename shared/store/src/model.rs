@@ -177,6 +177,8 @@ pub struct Delivery {
     pub payload: Value,
     /// 1 on the first delivery.
     pub attempt: u32,
+    /// When the event was first attempted (Unix ms): retries end `max_retry_age` later.
+    pub first_attempt_at_ms: i64,
     /// The lease this delivery holds: settling a delivery whose lease expired
     /// (and was perhaps taken by another consumer) changes nothing.
     pub lease_until_ms: i64,

@@ -1931,3 +1931,37 @@ async fn a_settle_after_the_lease_expired_changes_nothing() {
     store.settle(&second, Settlement::Ack).await.unwrap();
     assert!(pending(&store.queue_depths().await.unwrap()).is_empty());
 }
+
+#[tokio::test]
+async fn waiting_behind_an_ordering_key_does_not_age_an_event() {
+    let (_dir, store) = open(SqliteOptions {
+        max_retry_age: Duration::from_millis(100),
+        ..SqliteOptions::default()
+    });
+    store
+        .ingest(texts(PNID, MARIA, &[("wamid.AGE1", 1), ("wamid.AGE2", 2)]))
+        .await
+        .unwrap();
+    let first = claim_one(&store, topics::MESSAGES).await;
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    store.settle(&first, Settlement::Ack).await.unwrap();
+
+    // The second event waited 150 ms behind the first, longer than the retry window,
+    // but its window starts at its own first attempt: one quick retry is allowed.
+    let second = claim_one(&store, topics::MESSAGES).await;
+    store
+        .settle(
+            &second,
+            Settlement::Retry {
+                after: Duration::ZERO,
+                error: "once".into(),
+            },
+        )
+        .await
+        .unwrap();
+    let depths = store.queue_depths().await.unwrap();
+    assert_eq!(
+        (pending(&depths), depths.dead_letters),
+        (vec![(topics::MESSAGES, 1)], 0)
+    );
+}

@@ -271,6 +271,7 @@ impl Store for SqliteStore {
                     ordering_key: event.ordering_key,
                     payload: serde_json::from_str(&event.payload)?,
                     attempt: event.attempt,
+                    first_attempt_at_ms: event.first_attempt_at_ms,
                     lease_until_ms: event.lease_until_ms,
                 })
             })

@@ -31,6 +31,7 @@ pub(crate) struct Leased {
     pub ordering_key: Option<String>,
     pub payload: String,
     pub attempt: u32,
+    pub first_attempt_at_ms: i64,
     pub lease_until_ms: i64,
 }
 
@@ -44,7 +45,8 @@ pub(crate) fn claim(
     let now = now_ms();
     let leased_until = now + lease.as_millis() as i64;
     let mut lease_due = conn.prepare_cached(
-        "UPDATE outbox SET leased_until_ms = ?4, attempts = attempts + 1
+        "UPDATE outbox SET leased_until_ms = ?4, attempts = attempts + 1,
+             first_attempt_at_ms = coalesce(first_attempt_at_ms, ?2)
          WHERE id IN (
              SELECT id FROM outbox AS o INDEXED BY outbox_by_topic
              WHERE topic = ?1 AND available_at_ms <= ?2 AND leased_until_ms <= ?2
@@ -52,7 +54,7 @@ pub(crate) fn claim(
                     SELECT 1 FROM outbox AS p
                     WHERE p.topic = o.topic AND p.ordering_key = o.ordering_key AND p.id < o.id))
              ORDER BY id LIMIT ?3)
-         RETURNING id, ordering_key, payload, attempts",
+         RETURNING id, ordering_key, payload, attempts, first_attempt_at_ms",
     )?;
     let mut leased = lease_due
         .query_map(params![topic, now, limit as i64, leased_until], |row| {
@@ -61,6 +63,7 @@ pub(crate) fn claim(
                 ordering_key: row.get(1)?,
                 payload: row.get(2)?,
                 attempt: row.get(3)?,
+                first_attempt_at_ms: row.get(4)?,
                 lease_until_ms: leased_until,
             })
         })?
@@ -87,7 +90,8 @@ pub(crate) fn settle(
         }
         Settlement::Defer { after } => {
             conn.prepare_cached(
-                "UPDATE outbox SET available_at_ms = ?3, leased_until_ms = 0, attempts = max(attempts - 1, 0)
+                "UPDATE outbox SET available_at_ms = ?3, leased_until_ms = 0, attempts = max(attempts - 1, 0),
+                     first_attempt_at_ms = CASE WHEN attempts <= 1 THEN NULL ELSE first_attempt_at_ms END
                  WHERE id = ?1 AND leased_until_ms = ?2",
             )?
             .execute(params![delivery.id, delivery.lease_until_ms, now_ms() + after.as_millis() as i64])?;
@@ -96,18 +100,18 @@ pub(crate) fn settle(
         Settlement::DeadLetter { error } => (None, error),
         Settlement::Retry { after, error } => (Some(after), error),
     };
-    let created_at: Option<i64> = conn
-        .prepare_cached("SELECT created_at_ms FROM outbox WHERE id = ?1 AND leased_until_ms = ?2")?
-        .query_row(lease, |r| r.get(0))
+    let still_leased = conn
+        .prepare_cached("SELECT 1 FROM outbox WHERE id = ?1 AND leased_until_ms = ?2")?
+        .query_row(lease, |_| Ok(()))
         .optional()?;
-    let Some(created_at) = created_at else {
+    if still_leased.is_none() {
         return Ok(());
-    };
+    }
     let now = now_ms();
     let next = after.map(|after| now + after.as_millis() as i64);
     let retry = next.filter(|next| {
         delivery.attempt < options.max_attempts
-            && next - created_at <= options.max_retry_age.as_millis() as i64
+            && next - delivery.first_attempt_at_ms <= options.max_retry_age.as_millis() as i64
     });
     match retry {
         Some(next) => {

@@ -72,7 +72,10 @@ CREATE TABLE IF NOT EXISTS outbox (
     available_at_ms INTEGER NOT NULL,
     leased_until_ms INTEGER NOT NULL DEFAULT 0,
     last_error      TEXT,
-    created_at_ms   INTEGER NOT NULL
+    created_at_ms   INTEGER NOT NULL,
+    -- Retries stop `max_retry_age` after the first real attempt (as Cloud Tasks'
+    -- max retry duration): waiting behind an ordering key or a rate limit does not age an event.
+    first_attempt_at_ms INTEGER
 );
 -- Claims walk a topic in id order and stop at their LIMIT (in-flight and
 -- not-yet-due events are skipped, so the walk stays short under a backlog).
