@@ -1,6 +1,6 @@
 //! Storing a webhook notification in one savepoint of the group transaction.
 
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 use zapfn_whatsapp::webhook::{InboundMessage, Notification, RawEvent, StatusUpdate};
 
 use super::{new_id, now_ms, outbox};
@@ -95,6 +95,12 @@ fn insert_message(conn: &Connection, message: &InboundMessage, now_ms: i64) -> R
     Ok(true)
 }
 
+/// Times within this many seconds of the stored ones do not rewrite a conversation:
+/// every rewrite dirties random pages (the row and its recency index), so a busy
+/// chat's conversation is touched at most once a minute. The 24-hour window may
+/// then close up to a minute early (the safe side); listing order is to the minute.
+const TOUCH_SECONDS: i64 = 60;
+
 /// Creates or touches the conversation of (`phone_number_id`, `wa_id`); returns its id.
 /// `inbound_at` is set when the customer wrote (it moves the 24-hour window).
 pub(crate) fn upsert_conversation(
@@ -106,7 +112,7 @@ pub(crate) fn upsert_conversation(
     now: i64,
 ) -> Result<String> {
     let message_at = inbound_at.unwrap_or(now);
-    Ok(conn
+    let touched: Option<String> = conn
         .prepare_cached(
             "INSERT INTO conversations (id, phone_number_id, wa_id, contact_name, last_inbound_at,
                  last_message_at, created_at, updated_at)
@@ -117,6 +123,9 @@ pub(crate) fn upsert_conversation(
                                        coalesce(excluded.last_inbound_at, last_inbound_at)),
                  last_message_at = max(last_message_at, excluded.last_message_at),
                  updated_at = excluded.updated_at
+             WHERE excluded.contact_name IS NOT NULL AND excluded.contact_name IS NOT contact_name
+                OR excluded.last_inbound_at >= coalesce(last_inbound_at, 0) + ?8
+                OR excluded.last_message_at >= last_message_at + ?8
              RETURNING id",
         )?
         .query_row(
@@ -127,10 +136,20 @@ pub(crate) fn upsert_conversation(
                 contact_name,
                 inbound_at,
                 message_at,
-                now
+                now,
+                TOUCH_SECONDS
             ],
             |row| row.get(0),
-        )?)
+        )
+        .optional()?;
+    match touched {
+        Some(id) => Ok(id),
+        None => Ok(conn
+            .prepare_cached(
+                "SELECT id FROM conversations WHERE phone_number_id = ?1 AND wa_id = ?2",
+            )?
+            .query_row(params![phone_number_id, wa_id], |row| row.get(0))?),
+    }
 }
 
 /// Records a status event once per (wamid, status); true if it is new.
