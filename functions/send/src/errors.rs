@@ -4,6 +4,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
+use zapfn_whatsapp::errors::title;
 use zapfn_whatsapp::send::ValidationError;
 
 /// An error answered as Meta would: `{"error": {message, type, code, error_data: {details}}}`,
@@ -35,16 +36,6 @@ impl MetaError {
     /// 400, "Parameter value is not valid" (131009).
     pub fn invalid(field: impl Into<String>, details: impl Into<String>) -> MetaError {
         MetaError::new(StatusCode::BAD_REQUEST, 131009, field, details)
-    }
-}
-
-fn title(code: i64) -> &'static str {
-    match code {
-        131008 => "Required parameter is missing",
-        131009 => "Parameter value is not valid",
-        131047 => "Re-engagement message",
-        100 => "Invalid parameter",
-        _ => "Service unavailable",
     }
 }
 

@@ -100,9 +100,10 @@ async fn send_message(
         })
         .await
         .map_err(MetaError::from)?;
-    let contacts = request.to.as_ref().map(|to| {
-        json!([{ "input": to, "wa_id": to.chars().filter(char::is_ascii_digit).collect::<String>() }])
-    });
+    let contacts = request
+        .to
+        .as_ref()
+        .map(|to| json!([{ "input": to, "wa_id": zapfn_whatsapp::wa_id(to) }]));
     let answer = json!({
         "messaging_product": "whatsapp",
         "id": enqueued.id,

@@ -77,9 +77,7 @@ pub async fn conversations(
     let filter = query(filter)?;
     let query = ConversationQuery {
         phone_number_id: filter.phone_number_id,
-        wa_id: filter
-            .wa_id
-            .map(|w| w.chars().filter(char::is_ascii_digit).collect()),
+        wa_id: filter.wa_id.map(|w| zapfn_whatsapp::wa_id(&w)),
         page: filter.paging.request()?,
     };
     Ok(Json(context.store.conversations(query).await?))

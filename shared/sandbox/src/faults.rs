@@ -16,9 +16,11 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
-use crate::meta_error::{meta_error, meta_error_with_status, title};
+use crate::meta_error::{meta_error, meta_error_with_status};
 use crate::problem::problem;
-use crate::{lock, wa_id, Sandbox};
+use crate::{lock, Sandbox};
+use zapfn_whatsapp::errors::title;
+use zapfn_whatsapp::wa_id;
 
 /// One injected fault, as posted to `/sandbox/faults`.
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -153,8 +153,3 @@ async fn clear_sent(State(sandbox): State<Sandbox>) -> StatusCode {
     sandbox.sent_log().clear();
     StatusCode::NO_CONTENT
 }
-
-/// A phone number as Meta's `wa_id`: its digits only (no `+`, spaces or dashes).
-fn wa_id(number: &str) -> String {
-    number.chars().filter(char::is_ascii_digit).collect()
-}

@@ -11,7 +11,8 @@ use zapfn_whatsapp::builders::new_wamid;
 use zapfn_whatsapp::send::validate;
 
 use crate::meta_error::{meta_error, meta_error_with_status};
-use crate::{faults, statuses, wa_id, Sandbox, SentMessage};
+use crate::{faults, statuses, Sandbox, SentMessage};
+use zapfn_whatsapp::wa_id;
 
 /// Checks the bearer token, applies a pending fault, validates the body, records
 /// the send and answers like Meta; accepted messages get status webhooks.

@@ -6,33 +6,7 @@ use axum::Json;
 use rand::distributions::Alphanumeric;
 use rand::Rng;
 use serde_json::json;
-
-/// Meta's title for `code` (the text after `(#code)` in `error.message`).
-pub(crate) fn title(code: i64) -> &'static str {
-    match code {
-        0 => "AuthException",
-        1 => "API Unknown",
-        2 => "API Service",
-        4 => "Application request limit reached",
-        10 => "Permission denied",
-        100 => "Invalid parameter",
-        190 => "Invalid OAuth access token - Cannot parse access token",
-        80007 => "Rate limit issues",
-        130429 => "Rate limit hit",
-        131000 => "Something went wrong",
-        131008 => "Required parameter is missing",
-        131009 => "Parameter value is not valid",
-        131016 => "Service unavailable",
-        131026 => "Message undeliverable",
-        131047 => "Re-engagement message",
-        131048 => "Spam rate limit hit",
-        131051 => "Unsupported message type",
-        131056 => "(Business Account, Consumer Account) pair rate limit hit",
-        132000 => "Number of parameters does not match the expected number of params",
-        132001 => "Template name does not exist in the translation",
-        _ => "An error occurred",
-    }
-}
+use zapfn_whatsapp::errors::title;
 
 /// The HTTP status the Graph API answers `code` with: 429 for throughput,
 /// 401 for auth, 403 for permissions and blocks, 500/503 for service errors,

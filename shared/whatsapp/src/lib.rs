@@ -9,3 +9,8 @@ pub mod send;
 pub mod signature;
 pub mod status;
 pub mod webhook;
+
+/// A phone number as Meta's `wa_id`: its digits only (no `+`, spaces or dashes).
+pub fn wa_id(number: &str) -> String {
+    number.chars().filter(char::is_ascii_digit).collect()
+}

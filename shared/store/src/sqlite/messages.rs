@@ -4,6 +4,7 @@
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde_json::Value;
 use zapfn_whatsapp::status::advances;
+use zapfn_whatsapp::wa_id;
 use zapfn_whatsapp::webhook::StatusUpdate;
 
 use super::ingest::{insert_status_event, upsert_conversation};
@@ -112,7 +113,7 @@ pub(crate) fn enqueue_send(conn: &Connection, send: &NewOutbound) -> Result<Enqu
     }
     let now_ms = now_ms();
     let now = now_ms / 1000;
-    let recipient = send.to.as_deref().map(wa_id_of);
+    let recipient = send.to.as_deref().map(wa_id);
     let conversation_id = match &recipient {
         Some(wa_id) => Some(upsert_conversation(
             conn,
@@ -163,11 +164,6 @@ pub(crate) fn enqueue_send(conn: &Connection, send: &NewOutbound) -> Result<Enqu
         created: true,
         status: "queued".into(),
     })
-}
-
-/// A recipient as Meta's `wa_id`: digits only.
-fn wa_id_of(to: &str) -> String {
-    to.chars().filter(char::is_ascii_digit).collect()
 }
 
 fn add_history(
@@ -468,9 +464,10 @@ pub(crate) fn last_inbound_at(
         .prepare_cached(
             "SELECT last_inbound_at FROM conversations WHERE phone_number_id = ?1 AND wa_id = ?2",
         )?
-        .query_row(params![phone_number_id, wa_id_of(wa_id)], |row| {
-            row.get::<_, Option<i64>>(0)
-        })
+        .query_row(
+            params![phone_number_id, zapfn_whatsapp::wa_id(wa_id)],
+            |row| row.get::<_, Option<i64>>(0),
+        )
         .optional()?
         .flatten())
 }
