@@ -16,9 +16,8 @@ mod limiter;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rand::Rng;
 use serde_json::json;
-use zapfn_runtime::{Config, Context, Function, Subscription};
+use zapfn_runtime::{retry, Config, Context, Function, Subscription};
 use zapfn_store::{callback_data_for, topics, Delivery, DispatchTask, Settlement, Store};
 use zapfn_whatsapp::errors::ErrorClass;
 use zapfn_whatsapp::graph::{CallError, GraphClient};
@@ -224,14 +223,8 @@ impl Dispatcher {
         }
     }
 
-    /// Exponential backoff with jitter: base·2^(attempt-1), scaled by a random 50–100 %.
     fn backoff(&self, attempt: u32) -> Duration {
-        let exponential = self
-            .retry_base
-            .saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
-        exponential
-            .mul_f64(rand::thread_rng().gen_range(0.5..=1.0))
-            .min(Duration::from_secs(120))
+        retry::backoff(self.retry_base, attempt)
     }
 }
 

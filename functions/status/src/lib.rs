@@ -2,7 +2,7 @@
 //! Monotonic (`sent < delivered < read`, `failed` terminal), idempotent, and
 //! never loses a status for a wamid it does not know yet.
 
-use zapfn_runtime::{Context, Function, Subscription};
+use zapfn_runtime::{retry, Context, Function, Subscription};
 use zapfn_store::{topics, Delivery, Settlement, Store};
 use zapfn_whatsapp::webhook::StatusUpdate;
 
@@ -36,7 +36,7 @@ pub async fn handle(
     match store.apply_status(&status).await {
         Ok(()) => Settlement::Ack,
         Err(error) => Settlement::Retry {
-            after: retry_base * delivery.attempt,
+            after: retry::backoff(retry_base, delivery.attempt),
             error: error.to_string(),
         },
     }

@@ -7,7 +7,7 @@ pub mod rules;
 use std::sync::Arc;
 
 use serde_json::Value;
-use zapfn_runtime::{Context, Function, Subscription};
+use zapfn_runtime::{retry, Context, Function, Subscription};
 use zapfn_store::{topics, Delivery, MessageEvent, NewOutbound, Settlement, Store};
 
 pub use rules::{Input, Rules};
@@ -39,7 +39,7 @@ pub fn with_rules(context: &Context, rules: Rules) -> Function {
                 match handle(store.as_ref(), &rules, &delivery).await {
                     Ok(()) => Settlement::Ack,
                     Err(error) => Settlement::Retry {
-                        after: retry_base * delivery.attempt,
+                        after: retry::backoff(retry_base, delivery.attempt),
                         error,
                     },
                 }

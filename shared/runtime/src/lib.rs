@@ -14,6 +14,7 @@ pub mod function;
 pub mod health;
 pub mod logging;
 pub mod problem;
+pub mod retry;
 pub mod server;
 
 pub use config::Config;
