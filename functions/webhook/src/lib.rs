@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use serde::Deserialize;
+use subtle::ConstantTimeEq;
 use zapfn_runtime::{Context, Function, Problem};
 use zapfn_whatsapp::{signature, webhook};
 
@@ -43,7 +44,11 @@ pub struct Verification {
 /// Echoes `hub.challenge` when the mode is `subscribe` and the token matches.
 async fn verify(State(context): State<Context>, Query(query): Query<Verification>) -> Response {
     let token_matches = query.verify_token.as_deref().is_some_and(|token| {
-        constant_time_eq(token.as_bytes(), context.config.verify_token.as_bytes())
+        bool::from(
+            token
+                .as_bytes()
+                .ct_eq(context.config.verify_token.as_bytes()),
+        )
     });
     match (query.mode.as_deref(), token_matches, query.challenge) {
         (Some("subscribe"), true, Some(challenge)) => {
@@ -59,10 +64,6 @@ async fn verify(State(context): State<Context>, Query(query): Query<Verification
             Problem::new(StatusCode::FORBIDDEN, "verification refused: hub.mode must be subscribe and hub.verify_token must match WA_VERIFY_TOKEN").into_response()
         }
     }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Checks the signature, parses, stores; 200 only once stored.
