@@ -22,7 +22,7 @@ pub struct GraphConfig {
 /// Graph API client; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct GraphClient {
-    config: GraphConfig,
+    config: std::sync::Arc<GraphConfig>,
     http: reqwest::Client,
 }
 
@@ -108,7 +108,10 @@ impl GraphClient {
             .pool_max_idle_per_host(64)
             .build()
             .expect("TLS backend initialises");
-        GraphClient { config, http }
+        GraphClient {
+            config: std::sync::Arc::new(config),
+            http,
+        }
     }
 
     /// `POST /{phone-number-id}/messages` with a Graph API send body.
