@@ -118,14 +118,7 @@ async fn simulate_plays_a_customer_that_gets_the_menu() {
     let inbound = system.message(&wamid).await.unwrap();
     assert_eq!(inbound["text"], "menu");
     eventually(Duration::from_secs(10), "the menu to be sent", || async {
-        system
-            .running
-            .sandbox
-            .as_ref()
-            .unwrap()
-            .sent()
-            .into_iter()
-            .find(|m| m.to.as_deref() == Some("5511955554444"))
+        system.sent_to("5511955554444").into_iter().next()
     })
     .await;
 }

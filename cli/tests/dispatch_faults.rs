@@ -25,11 +25,9 @@ async fn inject(system: &System, faults: Value) {
 }
 
 fn sent_bodies_to(system: &System, to: &str) -> Vec<String> {
-    let sandbox = system.running.sandbox.as_ref().unwrap();
-    sandbox
-        .sent()
+    system
+        .sent_to(to)
         .into_iter()
-        .filter(|m| m.to.as_deref() == Some(to))
         .map(|m| {
             m.body["text"]["body"]
                 .as_str()
@@ -37,13 +35,6 @@ fn sent_bodies_to(system: &System, to: &str) -> Vec<String> {
                 .to_owned()
         })
         .collect()
-}
-
-async fn wait_status(system: &System, id: &str, status: &str) -> Value {
-    eventually(Duration::from_secs(20), status, || async {
-        system.message(id).await.filter(|m| m["status"] == status)
-    })
-    .await
 }
 
 #[tokio::test]
@@ -73,7 +64,7 @@ async fn transient_failures_are_retried_in_order_and_sent_once() {
         system.send_text(to, "third").await,
     ];
     for id in &ids {
-        wait_status(&system, id, "read").await;
+        system.wait_status(id, "read").await;
     }
     assert_eq!(
         sent_bodies_to(&system, to),
@@ -100,7 +91,7 @@ async fn a_slow_meta_that_took_the_message_is_not_sent_twice() {
     system.customer_writes(to, "order status 2").await;
     inject(&system, json!([{ "to": to, "delay_ms": 400 }])).await;
     let id = system.send_text(to, "slow one").await;
-    let message = wait_status(&system, &id, "read").await;
+    let message = system.wait_status(&id, "read").await;
     tokio::time::sleep(Duration::from_secs(4)).await;
     assert_eq!(
         sent_bodies_to(&system, to),
@@ -123,14 +114,14 @@ async fn permanent_errors_are_recorded_and_not_retried() {
     let window = system.send_text(to, "outside window").await;
     let template = system.send_text(to, "bad template").await;
     let after = system.send_text(to, "next one").await;
-    let failed = wait_status(&system, &window, "failed").await;
+    let failed = system.wait_status(&window, "failed").await;
     assert_eq!(failed["errors"][0]["code"], 131047);
     assert_eq!(failed["errors"][0]["attempt"], 1);
     assert_eq!(
-        wait_status(&system, &template, "failed").await["errors"][0]["code"],
+        system.wait_status(&template, "failed").await["errors"][0]["code"],
         132001
     );
-    wait_status(&system, &after, "read").await;
+    system.wait_status(&after, "read").await;
     assert_eq!(
         sent_bodies_to(&system, to),
         ["next one"],
@@ -145,7 +136,7 @@ async fn retries_stop_after_max_attempts() {
     system.customer_writes(to, "order status 4").await;
     inject(&system, json!([{ "to": to, "http_status": 503 }, { "to": to, "http_status": 503 }, { "to": to, "http_status": 503 }, { "to": to, "http_status": 503 }])).await;
     let id = system.send_text(to, "doomed").await;
-    let failed = wait_status(&system, &id, "failed").await;
+    let failed = system.wait_status(&id, "failed").await;
     assert_eq!(failed["errors"][0]["attempt"], 3);
     let (_, health) = system.get("/healthz").await;
     assert_eq!(health["queues"]["dead_letters"], 1);
@@ -159,7 +150,7 @@ async fn pair_rate_limit_error_waits_then_sends() {
     system.customer_writes(to, "order status 5").await;
     inject(&system, json!([{ "to": to, "error_code": 131056 }])).await;
     let id = system.send_text(to, "paced").await;
-    wait_status(&system, &id, "read").await;
+    system.wait_status(&id, "read").await;
     assert_eq!(sent_bodies_to(&system, to), ["paced"]);
 }
 
@@ -225,15 +216,7 @@ async fn pair_limit_paces_one_recipient_in_order() {
         })
         .await;
     }
-    let sent: Vec<_> = system
-        .running
-        .sandbox
-        .as_ref()
-        .unwrap()
-        .sent()
-        .into_iter()
-        .filter(|m| m.to.as_deref() == Some(to))
-        .collect();
+    let sent = system.sent_to(to);
     let bodies: Vec<&str> = sent
         .iter()
         .map(|m| m.body["text"]["body"].as_str().unwrap())
@@ -256,7 +239,7 @@ async fn a_send_failing_past_the_retry_window_is_marked_failed() {
     system.customer_writes(to, "order status 7").await;
     inject(&system, json!([{ "to": to, "http_status": 503 }, { "to": to, "http_status": 503 }, { "to": to, "http_status": 503 }])).await;
     let id = system.send_text(to, "too late").await;
-    let failed = wait_status(&system, &id, "failed").await;
+    let failed = system.wait_status(&id, "failed").await;
     assert!(
         failed["errors"][0]["attempt"].as_u64().unwrap() < 5,
         "gave up on time, not on attempts: {failed}"

@@ -49,12 +49,7 @@ async fn inbound_hi_gets_a_menu_that_ends_read() {
 
     assert_eq!(reply["type"], "interactive");
     assert!(reply["wamid"].as_str().unwrap().starts_with("wamid."));
-    let history: Vec<&str> = reply["status_history"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| h["status"].as_str().unwrap())
-        .collect();
+    let history = common::history(&reply);
     assert_eq!(history, ["queued", "accepted", "sent", "delivered", "read"]);
 
     let sent = system.running.sandbox.as_ref().unwrap().sent();
@@ -148,12 +143,7 @@ async fn unknown_recipient_fails_with_metas_reason() {
     })
     .await;
     assert_eq!(message["errors"][0]["code"], 131026);
-    let history: Vec<&str> = message["status_history"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| h["status"].as_str().unwrap())
-        .collect();
+    let history = common::history(&message);
     assert!(history.ends_with(&["sent", "failed"]), "{history:?}");
 }
 

@@ -73,15 +73,6 @@ fn as_sent(body: &Value, id: &str) -> Value {
     }
 }
 
-/// Waits until message `id` has `status`; returns its view.
-async fn wait_for_status(system: &System, id: &str, status: &str) -> Value {
-    eventually(WAIT, &format!("{id} to become {status}"), || async {
-        let view = system.message(id).await?;
-        (view["status"] == status).then_some(view)
-    })
-    .await
-}
-
 /// Asserts a Meta-style error (`{"error": {code, error_data.details, field}}`) naming `field`.
 fn assert_meta_error(body: &Value, code: i64, field: &str) {
     let error = &body["error"];
@@ -307,23 +298,18 @@ async fn every_message_type_is_queued_then_sent_and_read_through_the_sandbox() {
         assert_eq!(got.message_type, *kind);
         assert_eq!(got.phone_number_id, PHONE_NUMBER_ID);
         if *kind == "read" {
-            let view = wait_for_status(&system, id, "accepted").await;
+            let view = system.wait_status(id, "accepted").await;
             assert_eq!(view["type"], "read");
             assert!(view["wamid"].is_null(), "{view}");
             continue;
         }
-        let view = wait_for_status(&system, id, "read").await;
+        let view = system.wait_status(id, "read").await;
         assert_eq!(view["direction"], "outbound", "{kind}");
         assert_eq!(view["type"], *kind);
         assert_eq!(view["to"], CUSTOMER);
         assert_eq!(view["wamid"].as_str(), got.wamid.as_deref(), "{kind}");
         assert_eq!(&view["raw"], body, "{kind}");
-        let history: Vec<&str> = view["status_history"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e["status"].as_str().unwrap())
-            .collect();
+        let history = common::history(&view);
         assert_eq!(
             history,
             ["queued", "accepted", "sent", "delivered", "read"],
@@ -496,7 +482,9 @@ async fn template_to_a_number_that_never_wrote_is_accepted() {
     );
     let (status, answer) = system.post(&send_path(), &template).await;
     assert_eq!(status, 202, "{answer}");
-    wait_for_status(&system, answer["id"].as_str().unwrap(), "read").await;
+    system
+        .wait_status(answer["id"].as_str().unwrap(), "read")
+        .await;
 }
 
 #[tokio::test]
@@ -571,7 +559,7 @@ async fn repeated_idempotency_key_returns_the_first_message_and_sends_once() {
     let second: Value = second.json().await.unwrap();
     let id = first["id"].as_str().unwrap();
     assert_eq!(second["id"], id);
-    wait_for_status(&system, id, "read").await;
+    system.wait_status(id, "read").await;
     let sandbox = system.running.sandbox.as_ref().unwrap();
     assert_eq!(
         sandbox
@@ -596,7 +584,7 @@ async fn a_sent_message_is_readable_by_zapfn_id_and_by_wamid() {
     let id = system
         .send_text(CUSTOMER, "Your order 42 ships today")
         .await;
-    let by_id = wait_for_status(&system, &id, "read").await;
+    let by_id = system.wait_status(&id, "read").await;
     assert_eq!(by_id["id"], id.as_str());
     assert_eq!(by_id["direction"], "outbound");
     assert_eq!(by_id["type"], "text");

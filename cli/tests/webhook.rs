@@ -850,12 +850,7 @@ async fn out_of_order_statuses_for_an_unknown_wamid_end_at_read() {
     .await;
     assert_eq!(view["direction"], "outbound");
     assert_eq!(view["to"], "5511999990000");
-    let history: Vec<&str> = view["status_history"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|entry| entry["status"].as_str().unwrap())
-        .collect();
+    let history = common::history(&view);
     assert_eq!(history, ["sent", "delivered", "read"]);
     // The late `sent` did not move it back.
     drained(&system).await;

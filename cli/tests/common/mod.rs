@@ -104,6 +104,30 @@ impl System {
         (status == 200).then_some(body)
     }
 
+    /// Waits until message `id` (zapfn id or wamid) has `status`; returns its view.
+    pub async fn wait_status(&self, id: &str, status: &str) -> Value {
+        eventually(
+            Duration::from_secs(20),
+            &format!("{id} to become {status}"),
+            || async {
+                self.message(id)
+                    .await
+                    .filter(|view| view["status"] == status)
+            },
+        )
+        .await
+    }
+
+    /// What the built-in Graph API sandbox accepted for `to`, in arrival order.
+    pub fn sent_to(&self, to: &str) -> Vec<zapfn_sandbox::SentMessage> {
+        let sandbox = self.running.sandbox.as_ref().expect("sandbox mode");
+        sandbox
+            .sent()
+            .into_iter()
+            .filter(|m| m.to.as_deref() == Some(to))
+            .collect()
+    }
+
     /// Opens the customer-service window for `wa_id` with a signed inbound text.
     pub async fn customer_writes(&self, wa_id: &str, text: &str) -> String {
         let wamid = zapfn_whatsapp::builders::new_wamid();
@@ -178,4 +202,14 @@ pub async fn assert_problem(response: reqwest::Response, status: u16) -> Value {
     let detail = body["detail"].as_str().unwrap_or_default();
     assert!(!detail.is_empty(), "problem without a detail: {body}");
     body
+}
+
+/// The statuses of a message view's `status_history`, in order.
+pub fn history(view: &Value) -> Vec<&str> {
+    view["status_history"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| entry["status"].as_str())
+        .collect()
 }
