@@ -169,6 +169,11 @@ impl Config {
     pub fn database_path(&self) -> PathBuf {
         self.data_dir.join("zapfn.db")
     }
+
+    /// The embedded blob store's directory.
+    pub fn media_dir(&self) -> PathBuf {
+        self.data_dir.join("media")
+    }
 }
 
 #[cfg(test)]

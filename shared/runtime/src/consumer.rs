@@ -115,6 +115,6 @@ async fn consume(
 async fn run_one(store: &dyn Store, handler: &crate::function::Handler, delivery: Delivery) {
     let settlement = handler(delivery.clone()).await;
     if let Err(error) = store.settle(&delivery, settlement).await {
-        tracing::error!(topic = %delivery.topic, event_id = delivery.id, %error, "could not settle event; it will be redelivered");
+        tracing::error!(topic = %delivery.topic, event_id = %delivery.id, %error, "could not settle event; it will be redelivered");
     }
 }

@@ -1,7 +1,9 @@
-//! What every function gets: the store, the configuration and the Graph API client.
+//! What every function gets: the store, the blob store, the configuration and the Graph API client.
 
 use std::sync::Arc;
 
+use zapfn_blob::local::LocalBlobStore;
+use zapfn_blob::BlobStore;
 use zapfn_store::sqlite::{Durability, SqliteOptions, SqliteStore};
 use zapfn_store::Store;
 use zapfn_whatsapp::graph::{GraphClient, GraphConfig};
@@ -13,6 +15,8 @@ use crate::Config;
 pub struct Context {
     pub config: Arc<Config>,
     pub store: Arc<dyn Store>,
+    /// Media objects.
+    pub blobs: Arc<dyn BlobStore>,
     pub graph: GraphClient,
     /// Notified when the store publishes events (embedded consumers wait on it).
     pub published: Arc<tokio::sync::Notify>,
@@ -41,9 +45,11 @@ impl Context {
                 .unwrap_or_else(|| "sandbox-token".into()),
             timeout: config.graph_timeout,
         });
+        let blobs = Arc::new(LocalBlobStore::new(config.media_dir()));
         Ok(Context {
             config: Arc::new(config),
             store: Arc::new(store),
+            blobs,
             graph,
             published,
         })

@@ -93,6 +93,28 @@ pub trait Store: Send + Sync + 'static {
     /// When the customer last wrote (Unix seconds): the start of the 24-hour window.
     async fn last_inbound_at(&self, phone_number_id: &str, wa_id: &str) -> Result<Option<i64>>;
 
+    /// Sets `media.<key>` of a message to `value` and, in the same transaction,
+    /// publishes `events`, but only when the value changed: a redelivered
+    /// processor that computes the same result publishes nothing twice.
+    /// Returns whether it changed. An unknown message is `StoreError::Invalid`.
+    async fn annotate_media(
+        &self,
+        message_id: &str,
+        key: &str,
+        value: serde_json::Value,
+        events: Vec<NewEvent>,
+    ) -> Result<bool>;
+
+    /// Keeps an event a handler gave up on (push-delivered events have no outbox
+    /// row to move): counted by `queue_depths().dead_letters`.
+    async fn dead_letter(
+        &self,
+        topic: &str,
+        payload: &serde_json::Value,
+        attempts: u32,
+        error: &str,
+    ) -> Result<()>;
+
     /// Stores an API key hash under a name.
     async fn put_api_key(&self, name: &str, key_hash: &str) -> Result<()>;
 

@@ -14,6 +14,33 @@ pub mod topics {
     pub const STATUSES: &str = "statuses";
     /// A queued outbound message to send: [`super::DispatchTask`].
     pub const DISPATCH: &str = "dispatch";
+    /// An inbound media object was stored: [`super::MediaStored`]; processors subscribe.
+    pub const MEDIA: &str = "media";
+    /// Text derived from media (a voice note's transcript): [`super::MessageEvent`]
+    /// with `text` set, handled by the text function like a typed message.
+    pub const TRANSCRIPTS: &str = "transcripts";
+}
+
+/// Payload of a `media` event: where an inbound message's media object is stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MediaStored {
+    pub message_id: String,
+    pub wamid: String,
+    pub phone_number_id: String,
+    pub from: String,
+    /// The WhatsApp message type: image, video, audio, document or sticker.
+    pub message_type: String,
+    /// Blob store key.
+    pub key: String,
+    pub content_type: String,
+    pub sha256: String,
+    pub size: u64,
+    /// A document's file name, as the customer sent it.
+    #[serde(default)]
+    pub filename: Option<String>,
+    /// True for a voice note (`audio.voice`).
+    #[serde(default)]
+    pub voice: bool,
 }
 
 /// Payload of a `messages` event.
@@ -171,7 +198,8 @@ pub struct Page<T> {
 /// An event leased from the outbox.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Delivery {
-    pub id: i64,
+    /// The event's id in its queue (an outbox row, a Pub/Sub message or a Cloud Task).
+    pub id: String,
     pub topic: String,
     pub ordering_key: Option<String>,
     pub payload: Value,
@@ -182,6 +210,15 @@ pub struct Delivery {
     /// The lease this delivery holds: settling a delivery whose lease expired
     /// (and was perhaps taken by another consumer) changes nothing.
     pub lease_until_ms: i64,
+}
+
+/// An event a handler publishes through the store's outbox.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    pub topic: String,
+    /// Events with the same key are delivered one at a time, in order.
+    pub ordering_key: Option<String>,
+    pub payload: Value,
 }
 
 /// How a handler finished with a delivery.

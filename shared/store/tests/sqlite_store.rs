@@ -1180,7 +1180,7 @@ async fn defer_does_not_count_an_attempt() {
         .await
         .unwrap()
         .remove(0);
-    assert_eq!((again.id, again.attempt), (first.id, 1));
+    assert_eq!((again.id.as_str(), again.attempt), (first.id.as_str(), 1));
 
     // Deferred into the future: not due, still pending, still no attempt counted.
     store
@@ -1969,4 +1969,65 @@ async fn waiting_behind_an_ordering_key_does_not_age_an_event() {
         (pending(&depths), depths.dead_letters),
         (vec![(topics::MESSAGES, 1)], 0)
     );
+}
+
+// ---------------------------------------------------------------- media annotations
+
+#[tokio::test]
+async fn annotate_media_publishes_once_per_changed_value() {
+    let (_dir, store) = open_default();
+    store
+        .ingest(texts(PNID, MARIA, &[("wamid.annotate", 1_700_000_000)]))
+        .await
+        .unwrap();
+    drain(&store, topics::MESSAGES).await;
+    let id = id_of(&store, "wamid.annotate").await;
+    let event = zapfn_store::NewEvent {
+        topic: "media".into(),
+        ordering_key: None,
+        payload: json!({ "message_id": id }),
+    };
+    let value = json!({ "status": "done", "key": "a/b" });
+
+    let changed = store
+        .annotate_media(&id, "object", value.clone(), vec![event.clone()])
+        .await
+        .unwrap();
+    let again = store
+        .annotate_media(&id, "object", value.clone(), vec![event.clone()])
+        .await
+        .unwrap();
+
+    assert!(changed && !again, "only the first write changes the value");
+    assert_eq!(
+        drain(&store, "media").await.len(),
+        1,
+        "one event for one change"
+    );
+    let view = store.message(&id).await.unwrap().unwrap();
+    assert_eq!(view.media.unwrap()["object"], value);
+    let unknown = store
+        .annotate_media("msg_nope", "object", value, vec![event])
+        .await;
+    assert!(
+        matches!(unknown, Err(StoreError::Invalid(_))),
+        "{unknown:?}"
+    );
+}
+
+#[tokio::test]
+async fn dead_letter_keeps_a_pushed_event() {
+    let (dir, store) = open_default();
+    store
+        .dead_letter(topics::STATUSES, &json!({ "bad": true }), 3, "not a status")
+        .await
+        .unwrap();
+    assert_eq!(store.queue_depths().await.unwrap().dead_letters, 1);
+    let db = raw_db(&dir.path().join("z.db"));
+    let (attempts, error): (i64, String) = db
+        .query_row("SELECT attempts, last_error FROM dead_letters", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert_eq!((attempts, error.as_str()), (3, "not a status"));
 }

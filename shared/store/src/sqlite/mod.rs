@@ -4,6 +4,7 @@
 mod checkpoint;
 mod ingest;
 mod keys;
+mod media;
 mod messages;
 mod outbox;
 mod readers;
@@ -241,6 +242,38 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn annotate_media(
+        &self,
+        message_id: &str,
+        key: &str,
+        value: serde_json::Value,
+        events: Vec<NewEvent>,
+    ) -> Result<bool> {
+        let (id, key) = (message_id.to_owned(), key.to_owned());
+        let publishes = !events.is_empty();
+        let result = self
+            .writer
+            .write(move |conn| media::annotate(conn, &id, &key, &value, &events))
+            .await;
+        if publishes {
+            return self.notify_published(result);
+        }
+        result
+    }
+
+    async fn dead_letter(
+        &self,
+        topic: &str,
+        payload: &serde_json::Value,
+        attempts: u32,
+        error: &str,
+    ) -> Result<()> {
+        let (topic, payload, error) = (topic.to_owned(), payload.to_string(), error.to_owned());
+        self.writer
+            .write(move |conn| outbox::dead_letter_pushed(conn, &topic, &payload, attempts, &error))
+            .await
+    }
+
     async fn put_api_key(&self, name: &str, key_hash: &str) -> Result<()> {
         let (name, hash) = (name.to_owned(), key_hash.to_owned());
         self.writer
@@ -266,7 +299,7 @@ impl Store for SqliteStore {
             .into_iter()
             .map(|event| {
                 Ok(Delivery {
-                    id: event.id,
+                    id: event.id.to_string(),
                     topic: topic.clone(),
                     ordering_key: event.ordering_key,
                     payload: serde_json::from_str(&event.payload)?,

@@ -8,7 +8,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{now_ms, SqliteOptions};
 use crate::model::{Delivery, QueueDepths, Settlement};
-use crate::Result;
+use crate::{Result, StoreError};
 
 /// Adds an event to the outbox inside the caller's transaction.
 pub(crate) fn publish(
@@ -81,7 +81,11 @@ pub(crate) fn settle(
     settlement: Settlement,
     options: &SqliteOptions,
 ) -> Result<()> {
-    let lease = params![delivery.id, delivery.lease_until_ms];
+    let id: i64 = delivery
+        .id
+        .parse()
+        .map_err(|_| StoreError::Invalid(format!("not an outbox event id: {}", delivery.id)))?;
+    let lease = params![id, delivery.lease_until_ms];
     let (after, error) = match settlement {
         Settlement::Ack => {
             conn.prepare_cached("DELETE FROM outbox WHERE id = ?1 AND leased_until_ms = ?2")?
@@ -94,7 +98,7 @@ pub(crate) fn settle(
                      first_attempt_at_ms = CASE WHEN attempts <= 1 THEN NULL ELSE first_attempt_at_ms END
                  WHERE id = ?1 AND leased_until_ms = ?2",
             )?
-            .execute(params![delivery.id, delivery.lease_until_ms, now_ms() + after.as_millis() as i64])?;
+            .execute(params![id, delivery.lease_until_ms, now_ms() + after.as_millis() as i64])?;
             return Ok(());
         }
         Settlement::DeadLetter { error } => (None, error),
@@ -118,9 +122,9 @@ pub(crate) fn settle(
             conn.prepare_cached(
                 "UPDATE outbox SET available_at_ms = ?2, leased_until_ms = 0, last_error = ?3 WHERE id = ?1",
             )?
-            .execute(params![delivery.id, next, error])?;
+            .execute(params![id, next, error])?;
         }
-        None => dead_letter(conn, delivery.id, &error, now)?,
+        None => dead_letter(conn, id, &error, now)?,
     }
     Ok(())
 }
@@ -143,6 +147,24 @@ fn dead_letter(conn: &Connection, id: i64, error: &str, now: i64) -> Result<()> 
     conn.prepare_cached("DELETE FROM outbox WHERE id = ?1")?
         .execute([id])?;
     tracing::warn!(event_id = id, error, "event dead-lettered");
+    Ok(())
+}
+
+/// Keeps an event that was not in the outbox (delivered by push) as a dead letter.
+pub(crate) fn dead_letter_pushed(
+    conn: &Connection,
+    topic: &str,
+    payload: &str,
+    attempts: u32,
+    error: &str,
+) -> Result<()> {
+    let now = now_ms();
+    conn.prepare_cached(
+        "INSERT INTO dead_letters (topic, payload, attempts, last_error, created_at_ms, dead_at_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+    )?
+    .execute(params![topic, payload, attempts, error, now])?;
+    tracing::warn!(topic, error, "pushed event dead-lettered");
     Ok(())
 }
 
