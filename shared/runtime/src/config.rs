@@ -50,6 +50,9 @@ pub struct Config {
     pub rules_path: Option<PathBuf>,
     /// `fsync` on every commit (`ZAPFN_SQLITE_SYNC=full`); default survives process crashes only.
     pub sqlite_full_sync: bool,
+    /// Let outbound media links reach loopback and private addresses
+    /// (`ZAPFN_ALLOW_PRIVATE_MEDIA_HOSTS=1`; tests and local development only).
+    pub allow_private_media_hosts: bool,
 }
 
 /// Secret used to sign sandbox webhooks when `WA_APP_SECRET` is unset in sandbox mode.
@@ -150,6 +153,8 @@ impl Config {
             rules_path: lookup("ZAPFN_RULES").map(PathBuf::from),
             sqlite_full_sync: lookup("ZAPFN_SQLITE_SYNC")
                 .is_some_and(|v| v.eq_ignore_ascii_case("full")),
+            allow_private_media_hosts: lookup("ZAPFN_ALLOW_PRIVATE_MEDIA_HOSTS")
+                .is_some_and(|v| matches!(v.trim(), "1" | "true")),
         })
     }
 

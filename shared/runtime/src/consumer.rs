@@ -9,7 +9,7 @@ use tokio::sync::{watch, Notify, Semaphore};
 use tokio::task::JoinSet;
 use zapfn_store::{Delivery, Store};
 
-use crate::{Context, Subscription};
+use crate::{fan_out, Context, Subscription};
 
 /// How long a delivery is reserved for one handler run.
 const LEASE: Duration = Duration::from_secs(60);
@@ -38,7 +38,7 @@ pub async fn start(
     }
     let (stop, stopped) = watch::channel(false);
     let mut tasks = JoinSet::new();
-    for subscription in subscriptions {
+    for subscription in fan_out::by_topic(subscriptions) {
         let store = context.store.clone();
         let published = context.published.clone();
         tasks.spawn(consume(store, published, subscription, stopped.clone()));

@@ -10,6 +10,7 @@ pub mod auth;
 pub mod config;
 pub mod consumer;
 pub mod context;
+mod fan_out;
 pub mod function;
 pub mod health;
 pub mod logging;
