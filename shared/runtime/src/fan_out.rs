@@ -103,19 +103,29 @@ mod tests {
 
     #[test]
     fn the_most_cautious_outcome_wins() {
-        assert_eq!(combine(vec![Settlement::Ack, Settlement::Ack]), Settlement::Ack);
+        assert_eq!(
+            combine(vec![Settlement::Ack, Settlement::Ack]),
+            Settlement::Ack
+        );
         let defer = Settlement::Defer {
             after: Duration::from_millis(300),
         };
         assert_eq!(combine(vec![Settlement::Ack, defer.clone()]), defer);
         assert_eq!(
-            combine(vec![defer, retry(100, "a"), Settlement::Ack, retry(50, "b")]),
+            combine(vec![
+                defer,
+                retry(100, "a"),
+                Settlement::Ack,
+                retry(50, "b")
+            ]),
             retry(300, "a; b")
         );
         assert_eq!(
             combine(vec![
                 retry(100, "a"),
-                Settlement::DeadLetter { error: "bad".into() }
+                Settlement::DeadLetter {
+                    error: "bad".into()
+                }
             ]),
             Settlement::DeadLetter {
                 error: "a; bad".into()
