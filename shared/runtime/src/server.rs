@@ -10,11 +10,13 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 
 use crate::consumer::Consumers;
+use crate::logging::trace_context;
 
 /// Time left to event handlers after the HTTP server has drained.
 const HANDLER_GRACE: Duration = Duration::from_secs(8);
 
-/// Adds request ids (`x-request-id`, generated when absent) and a span per request.
+/// Adds request ids (`x-request-id`, generated when absent), a span per request and
+/// the request's Cloud Trace context for log lines.
 pub fn instrument(router: Router) -> Router {
     router
         .layer(PropagateRequestIdLayer::x_request_id())
@@ -27,6 +29,7 @@ pub fn instrument(router: Router) -> Router {
             tracing::info_span!("request", method = %request.method(), path = request.uri().path(), request_id)
         }))
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(axum::middleware::from_fn(trace_context::propagate))
 }
 
 /// Serves `router` on `addr` until SIGTERM or Ctrl-C, then stops `consumers`.
