@@ -1,0 +1,200 @@
+//! Which OCR and speech engines the media processors use, from the environment
+//! (documented in the README): local tools by default, Google's APIs on Cloud
+//! Run (`K_SERVICE` set) unless configured otherwise.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::pocketsphinx::DEBIAN_EN_US_MODEL;
+use crate::process::Limits;
+
+/// Reads text in images.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OcrChoice {
+    /// Tesseract, with `ocr_languages`.
+    Tesseract,
+    /// Cloud Vision `TEXT_DETECTION` and `LABEL_DETECTION`.
+    GoogleVision,
+    Off,
+}
+
+/// Transcribes speech.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpeechChoice {
+    /// PocketSphinx with `pocketsphinx_model` (English).
+    PocketSphinx,
+    /// Speech-to-Text v1 with `speech_language` and automatic punctuation.
+    GoogleSpeech,
+    Off,
+}
+
+/// Media processing settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MediaConfig {
+    /// `ZAPFN_OCR_ENGINE`: `tesseract`, `google-vision` or `off`.
+    pub ocr: OcrChoice,
+    /// `ZAPFN_OCR_LANGUAGES`, Tesseract's `-l` (default `por+eng`).
+    pub ocr_languages: String,
+    /// `ZAPFN_SPEECH_ENGINE`: `pocketsphinx`, `google-speech` or `off`.
+    pub speech: SpeechChoice,
+    /// `ZAPFN_SPEECH_LANGUAGE`, Speech-to-Text's language (default `pt-BR`).
+    pub speech_language: String,
+    /// `ZAPFN_POCKETSPHINX_MODEL`: a model directory laid out like Debian's en-us one.
+    pub pocketsphinx_model: PathBuf,
+    /// `ZAPFN_TRANSCRIBE_MAX_SECONDS`: audio beyond this is not transcribed (default 300).
+    pub max_transcribe_seconds: u32,
+    /// `ZAPFN_MEDIA_TOOL_TIMEOUT_SECONDS`: one tool run or service call (default 120).
+    pub tool_timeout: Duration,
+    /// `ZAPFN_VISION_URL` (default `https://vision.googleapis.com`).
+    pub vision_url: String,
+    /// `ZAPFN_SPEECH_URL` (default `https://speech.googleapis.com`).
+    pub speech_url: String,
+    /// `GCE_METADATA_HOST`, where access tokens come from (default `metadata.google.internal`).
+    pub metadata_host: String,
+}
+
+/// A setting that could not be used.
+#[derive(Debug, thiserror::Error)]
+#[error("{name}: {problem}")]
+pub struct MediaConfigError {
+    pub name: &'static str,
+    pub problem: String,
+}
+
+impl MediaConfig {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<MediaConfig, MediaConfigError> {
+        MediaConfig::from_lookup(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+    }
+
+    /// Reads settings through `lookup`.
+    pub fn from_lookup(
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<MediaConfig, MediaConfigError> {
+        let on_cloud_run = lookup("K_SERVICE").is_some();
+        let ocr = match lookup("ZAPFN_OCR_ENGINE").as_deref() {
+            None if on_cloud_run => OcrChoice::GoogleVision,
+            None | Some("tesseract") => OcrChoice::Tesseract,
+            Some("google-vision") => OcrChoice::GoogleVision,
+            Some("off") => OcrChoice::Off,
+            Some(other) => {
+                return Err(unknown(
+                    "ZAPFN_OCR_ENGINE",
+                    other,
+                    "tesseract, google-vision, off",
+                ))
+            }
+        };
+        let speech = match lookup("ZAPFN_SPEECH_ENGINE").as_deref() {
+            None if on_cloud_run => SpeechChoice::GoogleSpeech,
+            None | Some("pocketsphinx") => SpeechChoice::PocketSphinx,
+            Some("google-speech") => SpeechChoice::GoogleSpeech,
+            Some("off") => SpeechChoice::Off,
+            Some(other) => {
+                return Err(unknown(
+                    "ZAPFN_SPEECH_ENGINE",
+                    other,
+                    "pocketsphinx, google-speech, off",
+                ))
+            }
+        };
+        let number = |name: &'static str, default: u32| match lookup(name) {
+            None => Ok(default),
+            Some(text) => {
+                text.trim()
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or(MediaConfigError {
+                        name,
+                        problem: format!("{text:?} is not a positive whole number"),
+                    })
+            }
+        };
+        Ok(MediaConfig {
+            ocr,
+            ocr_languages: lookup("ZAPFN_OCR_LANGUAGES").unwrap_or_else(|| "por+eng".into()),
+            speech,
+            speech_language: lookup("ZAPFN_SPEECH_LANGUAGE").unwrap_or_else(|| "pt-BR".into()),
+            pocketsphinx_model: lookup("ZAPFN_POCKETSPHINX_MODEL")
+                .unwrap_or_else(|| DEBIAN_EN_US_MODEL.into())
+                .into(),
+            max_transcribe_seconds: number("ZAPFN_TRANSCRIBE_MAX_SECONDS", 300)?,
+            tool_timeout: Duration::from_secs(
+                number("ZAPFN_MEDIA_TOOL_TIMEOUT_SECONDS", 120)?.into(),
+            ),
+            vision_url: lookup("ZAPFN_VISION_URL")
+                .unwrap_or_else(|| "https://vision.googleapis.com".into()),
+            speech_url: lookup("ZAPFN_SPEECH_URL")
+                .unwrap_or_else(|| "https://speech.googleapis.com".into()),
+            metadata_host: lookup("GCE_METADATA_HOST")
+                .unwrap_or_else(|| "metadata.google.internal".into()),
+        })
+    }
+
+    /// Bounds for one tool run.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            timeout: self.tool_timeout,
+            ..Limits::default()
+        }
+    }
+}
+
+impl Default for MediaConfig {
+    /// Local tools with their defaults.
+    fn default() -> Self {
+        MediaConfig::from_lookup(|_| None).expect("the defaults are valid")
+    }
+}
+
+fn unknown(name: &'static str, value: &str, choices: &str) -> MediaConfigError {
+    MediaConfigError {
+        name,
+        problem: format!("{value:?} is not one of {choices}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(pairs: &[(&str, &str)]) -> Result<MediaConfig, MediaConfigError> {
+        let map: HashMap<&str, &str> = pairs.iter().copied().collect();
+        MediaConfig::from_lookup(|name| map.get(name).map(|v| v.to_string()))
+    }
+
+    #[test]
+    fn local_tools_by_default_google_on_cloud_run_and_explicit_choice_wins() {
+        let local = config(&[]).unwrap();
+        assert_eq!(
+            (local.ocr, local.speech),
+            (OcrChoice::Tesseract, SpeechChoice::PocketSphinx)
+        );
+        assert_eq!(local.ocr_languages, "por+eng");
+        let cloud_run = config(&[("K_SERVICE", "zapfn-media-audio")]).unwrap();
+        assert_eq!(
+            (cloud_run.ocr, cloud_run.speech),
+            (OcrChoice::GoogleVision, SpeechChoice::GoogleSpeech)
+        );
+        assert_eq!(cloud_run.speech_language, "pt-BR");
+        let chosen = config(&[
+            ("K_SERVICE", "x"),
+            ("ZAPFN_OCR_ENGINE", "tesseract"),
+            ("ZAPFN_SPEECH_ENGINE", "off"),
+        ])
+        .unwrap();
+        assert_eq!(
+            (chosen.ocr, chosen.speech),
+            (OcrChoice::Tesseract, SpeechChoice::Off)
+        );
+        assert_eq!(
+            config(&[("ZAPFN_SPEECH_ENGINE", "whisperx")])
+                .unwrap_err()
+                .name,
+            "ZAPFN_SPEECH_ENGINE"
+        );
+        assert!(config(&[("ZAPFN_TRANSCRIBE_MAX_SECONDS", "0")]).is_err());
+    }
+}
