@@ -1,0 +1,14 @@
+//! The behaviour tests, one `pub async fn(Backend)` each. Run them through
+//! [`crate::conformance_tests!`], which lists every one of them.
+
+mod ingest;
+mod outbox;
+mod reads;
+mod sends;
+mod statuses;
+
+pub use ingest::*;
+pub use outbox::*;
+pub use reads::*;
+pub use sends::*;
+pub use statuses::*;
