@@ -1,0 +1,40 @@
+# The project's APIs and the Artifact Registry repository of the function images.
+
+data "google_project" "this" {
+  project_id = var.project_id
+}
+
+resource "google_project_service" "api" {
+  for_each = toset(var.apis)
+
+  project            = var.project_id
+  service            = each.value
+  disable_on_destroy = false
+}
+
+resource "google_artifact_registry_repository" "images" {
+  project       = var.project_id
+  location      = var.region
+  repository_id = var.repository
+  format        = "DOCKER"
+  description   = "zapfn function images (tag: commit SHA)"
+  kms_key_name  = var.kms_key_name == "" ? null : var.kms_key_name
+
+  # Keep the last 20 builds of each image, so rollbacks have something to go back to.
+  cleanup_policies {
+    id     = "keep-recent"
+    action = "KEEP"
+    most_recent_versions {
+      keep_count = 20
+    }
+  }
+  cleanup_policies {
+    id     = "delete-old"
+    action = "DELETE"
+    condition {
+      older_than = "2592000s"
+    }
+  }
+
+  depends_on = [google_project_service.api]
+}
