@@ -7,6 +7,26 @@ resource "google_compute_network" "vpc" {
   auto_create_subnetworks = false
 }
 
+# Nothing is served from this network: deny every inbound connection (the
+# private instances are reached through the peering, not through VMs here).
+resource "google_compute_firewall" "deny_ingress" {
+  project   = var.project_id
+  name      = "${var.name_prefix}-deny-ingress"
+  network   = google_compute_network.vpc.id
+  direction = "INGRESS"
+  priority  = 65534
+
+  deny {
+    protocol = "all"
+  }
+
+  source_ranges = ["0.0.0.0/0"]
+
+  log_config {
+    metadata = "INCLUDE_ALL_METADATA"
+  }
+}
+
 resource "google_compute_subnetwork" "run" {
   project                  = var.project_id
   name                     = "${var.name_prefix}-run"

@@ -9,10 +9,11 @@ resource "random_password" "zapfn" {
 }
 
 resource "google_sql_database_instance" "pg" {
+  #checkov:skip=CKV_GCP_6:Provider 6 removed require_ssl; ssl_mode = ENCRYPTED_ONLY below is its replacement (TLS required).
   project             = var.project_id
   name                = "${var.name_prefix}-pg"
   region              = var.region
-  database_version    = "POSTGRES_16"
+  database_version    = "POSTGRES_18"
   deletion_protection = var.deletion_protection
 
   settings {
@@ -65,6 +66,22 @@ resource "google_sql_database_instance" "pg" {
     database_flags {
       name  = "log_min_duration_statement"
       value = "-1"
+    }
+    database_flags {
+      name  = "log_min_error_statement"
+      value = "error"
+    }
+    database_flags {
+      name  = "log_hostname"
+      value = "on"
+    }
+    database_flags {
+      name  = "log_statement"
+      value = "ddl"
+    }
+    database_flags {
+      name  = "log_duration"
+      value = "on"
     }
     database_flags {
       name  = "cloudsql.enable_pgaudit"
