@@ -2,10 +2,13 @@
 
 use std::time::Duration;
 
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::Value;
 
 use crate::errors::{ErrorClass, GraphError};
+
+pub mod media;
 
 /// Where and how to reach the Graph API (Meta's, or the built-in sandbox).
 #[derive(Debug, Clone)]
@@ -120,50 +123,58 @@ impl GraphClient {
         phone_number_id: &str,
         body: &Value,
     ) -> Result<SendResponse, CallError> {
-        let url = format!(
-            "{}/{}/{}/messages",
-            self.config.base_url.trim_end_matches('/'),
-            self.config.api_version,
-            phone_number_id
-        );
         let response = self
             .http
-            .post(url)
+            .post(self.url(&format!("{phone_number_id}/messages")))
             .bearer_auth(&self.config.access_token)
             .json(body)
             .send()
             .await
             .map_err(transport_error)?;
-        let status = response.status();
-        let bytes = response.bytes().await.map_err(transport_error)?;
-        if status.is_success() {
-            return serde_json::from_slice(&bytes)
-                .map_err(|e| CallError::Transport(format!("unexpected success body: {e}")));
-        }
-        match serde_json::from_slice::<ErrorBody>(&bytes) {
-            Ok(body) => Err(CallError::Api {
-                http_status: status.as_u16(),
-                error: body.error,
-            }),
-            Err(_) if status.is_server_error() || status.as_u16() == 429 => Err(CallError::Api {
-                http_status: status.as_u16(),
-                error: GraphError {
-                    code: if status.as_u16() == 429 {
-                        130429
-                    } else {
-                        131000
-                    },
-                    title: None,
-                    message: format!("HTTP {status} without a Graph error body"),
-                    error_subcode: None,
-                    error_data: None,
-                    fbtrace_id: None,
+        read_answer(response).await
+    }
+
+    /// `{base_url}/{api_version}/{path}`.
+    fn url(&self, path: &str) -> String {
+        format!(
+            "{}/{}/{path}",
+            self.config.base_url.trim_end_matches('/'),
+            self.config.api_version,
+        )
+    }
+}
+
+/// A Graph API answer: the success body as `T`, or Meta's error.
+async fn read_answer<T: DeserializeOwned>(response: reqwest::Response) -> Result<T, CallError> {
+    let status = response.status();
+    let bytes = response.bytes().await.map_err(transport_error)?;
+    if status.is_success() {
+        return serde_json::from_slice(&bytes)
+            .map_err(|e| CallError::Transport(format!("unexpected success body: {e}")));
+    }
+    match serde_json::from_slice::<ErrorBody>(&bytes) {
+        Ok(body) => Err(CallError::Api {
+            http_status: status.as_u16(),
+            error: body.error,
+        }),
+        Err(_) if status.is_server_error() || status.as_u16() == 429 => Err(CallError::Api {
+            http_status: status.as_u16(),
+            error: GraphError {
+                code: if status.as_u16() == 429 {
+                    130429
+                } else {
+                    131000
                 },
-            }),
-            Err(_) => Err(CallError::Transport(format!(
-                "HTTP {status} without a Graph error body"
-            ))),
-        }
+                title: None,
+                message: format!("HTTP {status} without a Graph error body"),
+                error_subcode: None,
+                error_data: None,
+                fbtrace_id: None,
+            },
+        }),
+        Err(_) => Err(CallError::Transport(format!(
+            "HTTP {status} without a Graph error body"
+        ))),
     }
 }
 
