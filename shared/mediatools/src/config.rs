@@ -132,6 +132,15 @@ impl MediaConfig {
         })
     }
 
+    /// Reads the process environment; on a bad setting, logs it and uses the
+    /// defaults (a function keeps running rather than refusing every event).
+    pub fn from_env_or_defaults() -> MediaConfig {
+        MediaConfig::from_env().unwrap_or_else(|error| {
+            tracing::error!(%error, "media settings not used; local tools with defaults instead");
+            MediaConfig::default()
+        })
+    }
+
     /// Bounds for one tool run.
     pub fn limits(&self) -> Limits {
         Limits {

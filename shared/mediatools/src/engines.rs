@@ -149,6 +149,25 @@ impl SpeechEngine {
             SpeechEngine::Off => Ok(None),
         }
     }
+
+    /// What is said in the first audio track of `input` (any format FFmpeg
+    /// reads) lasting `duration_s`: converted to 16 kHz mono WAV at `wav`, at
+    /// most `max_seconds` of it, and transcribed. None when transcription is off.
+    pub async fn transcribe_media(
+        &self,
+        input: &Path,
+        wav: &Path,
+        duration_s: f64,
+        max_seconds: u32,
+        limits: Limits,
+    ) -> Result<Option<Transcript>, ToolError> {
+        if matches!(self, SpeechEngine::Off) {
+            return Ok(None);
+        }
+        crate::ffmpeg::to_speech_wav(input, wav, max_seconds, limits).await?;
+        self.transcribe(wav, duration_s.min(f64::from(max_seconds)))
+            .await
+    }
 }
 
 async fn read_file(path: &Path) -> Result<Vec<u8>, ToolError> {

@@ -6,7 +6,8 @@
 //! English speech recognition) and [`poppler`] (PDF page count and text). The
 //! deployed alternatives, Cloud Vision and Speech-to-Text, are REST calls in
 //! [`google`]. [`engines`] picks one OCR and one speech engine from the
-//! environment ([`MediaConfig`]).
+//! environment ([`MediaConfig`]). [`processor`] is the frame every media
+//! processor function runs its work in.
 
 pub mod config;
 pub mod engines;
@@ -16,6 +17,7 @@ pub mod google;
 pub mod pocketsphinx;
 pub mod poppler;
 pub mod process;
+pub mod processor;
 #[cfg(feature = "samples")]
 pub mod samples;
 pub mod tesseract;

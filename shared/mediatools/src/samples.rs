@@ -167,3 +167,100 @@ pub fn large_photo(dir: &Path, name: &str) -> PathBuf {
     );
     jpg
 }
+
+/// The business number of sample messages.
+pub const PHONE_NUMBER_ID: &str = "106540352242922";
+/// The customer of sample messages.
+pub const CUSTOMER: &str = "5511999990000";
+
+/// Stores an inbound `message_type` message (wamid `wamid`) the way the webhook
+/// does and its media object the way media-fetch does, and returns the `media`
+/// event media-fetch would publish, as a first delivery.
+pub async fn inbound_media(
+    context: &zapfn_runtime::Context,
+    wamid: &str,
+    message_type: &str,
+    bytes: Vec<u8>,
+    content_type: &str,
+) -> zapfn_store::Delivery {
+    let sha256 = zapfn_blob::sha256_hex(&bytes);
+    let mut object = serde_json::json!({"id": format!("media-{wamid}"), "mime_type": content_type, "sha256": sha256});
+    if message_type == "audio" {
+        object["voice"] = true.into();
+    }
+    if message_type == "document" {
+        object["filename"] = "invoice.pdf".into();
+    }
+    let webhook = serde_json::json!({
+        "object": "whatsapp_business_account",
+        "entry": [{"id": "109876543210987", "changes": [{"field": "messages", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "15550001111", "phone_number_id": PHONE_NUMBER_ID},
+            "contacts": [{"profile": {"name": "Maria Silva"}, "wa_id": CUSTOMER}],
+            "messages": [{"from": CUSTOMER, "id": wamid, "timestamp": "1767225840",
+                          "type": message_type, message_type: object}]
+        }}]}]
+    });
+    let notification = zapfn_whatsapp::webhook::parse(webhook.to_string().as_bytes()).unwrap();
+    context.store.ingest(notification).await.unwrap();
+    let message = context.store.message(wamid).await.unwrap().unwrap();
+    let key = format!("{PHONE_NUMBER_ID}/{}/original", message.id);
+    let info = context
+        .blobs
+        .put(
+            &zapfn_blob::BlobKey::new(key.clone()).unwrap(),
+            bytes.into(),
+            content_type,
+        )
+        .await
+        .unwrap();
+    let event = zapfn_store::MediaStored {
+        message_id: message.id,
+        wamid: wamid.into(),
+        phone_number_id: PHONE_NUMBER_ID.into(),
+        from: CUSTOMER.into(),
+        message_type: message_type.into(),
+        key,
+        content_type: content_type.into(),
+        sha256: info.sha256,
+        size: info.size,
+        filename: (message_type == "document").then(|| "invoice.pdf".into()),
+        voice: message_type == "audio",
+    };
+    delivery(serde_json::to_value(event).unwrap(), 1)
+}
+
+/// A `media` delivery of `payload`, attempt `attempt`, first tried now.
+pub fn delivery(payload: serde_json::Value, attempt: u32) -> zapfn_store::Delivery {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    zapfn_store::Delivery {
+        id: "1".into(),
+        topic: zapfn_store::topics::MEDIA.into(),
+        ordering_key: None,
+        payload,
+        attempt,
+        first_attempt_at_ms: now,
+        lease_until_ms: now + 60_000,
+    }
+}
+
+/// A context on a fresh SQLite file and blob directory in `dir`, with `env`
+/// (e.g. `ZAPFN_MAX_ATTEMPTS`) over the defaults.
+pub fn context(dir: &Path, env: &[(&str, &str)]) -> zapfn_runtime::Context {
+    let data_dir = dir.to_str().unwrap().to_owned();
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let config = zapfn_runtime::Config::from_lookup(|name| {
+        if name == "ZAPFN_DATA_DIR" {
+            return Some(data_dir.clone());
+        }
+        env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+    })
+    .unwrap();
+    zapfn_runtime::Context::open(config).unwrap()
+}
