@@ -1,0 +1,106 @@
+//! The video function: for every stored inbound video, records its duration,
+//! resolution and codecs, stores a poster frame (JPEG, at most 640 px) and
+//! transcribes its sound track like a voice note: `media.video = {status,
+//! duration_s, width, height, poster_key, transcript?, language?, ...}`.
+
+use std::sync::Arc;
+
+use serde_json::json;
+use zapfn_mediatools::processor::{transcript_fields, Done, Failure, Job, Processor};
+use zapfn_mediatools::{ffmpeg, MediaConfig, SpeechEngine};
+use zapfn_runtime::{Context, Function, Subscription};
+use zapfn_store::{topics, Delivery, Settlement};
+
+/// Where the poster frame is taken, at most (half-way in shorter videos).
+const POSTER_AT_S: f64 = 1.0;
+
+/// The video function, with the speech engine the environment names.
+pub fn function(context: &Context) -> Function {
+    let video = VideoProcessor::new(context, MediaConfig::from_env_or_defaults());
+    Function::events(
+        "media-video",
+        vec![Subscription::new(topics::MEDIA, 2, move |delivery| {
+            let video = video.clone();
+            async move { video.handle(&delivery).await }
+        })],
+    )
+}
+
+/// Video messages, with a speech engine for the sound track.
+#[derive(Clone)]
+pub struct VideoProcessor {
+    processor: Processor,
+    speech: Arc<SpeechEngine>,
+    config: Arc<MediaConfig>,
+}
+
+impl VideoProcessor {
+    /// A video processor on `context` with `config`'s speech engine and limits.
+    pub fn new(context: &Context, config: MediaConfig) -> VideoProcessor {
+        VideoProcessor {
+            processor: Processor::new(context, "video", &["video"]),
+            speech: Arc::new(SpeechEngine::from_config(&config)),
+            config: Arc::new(config),
+        }
+    }
+
+    /// Handles one `media` event (acknowledging those that are not videos).
+    pub async fn handle(&self, delivery: &Delivery) -> Settlement {
+        self.processor
+            .handle(delivery, |job| self.process(job))
+            .await
+    }
+
+    async fn process(&self, job: Job) -> Result<Done, Failure> {
+        let limits = self.config.limits();
+        let info = ffmpeg::probe(&job.input, limits).await?;
+        let video = info
+            .video
+            .ok_or_else(|| Failure::Permanent("no video track".into()))?;
+        let duration_s = info.duration_s.unwrap_or_default();
+        let poster = job.scratch_path("poster.jpg");
+        ffmpeg::poster_frame(
+            &job.input,
+            &poster,
+            POSTER_AT_S.min(duration_s / 2.0),
+            limits,
+        )
+        .await?;
+        let poster = tokio::fs::read(&poster)
+            .await
+            .map_err(|e| Failure::Transient(format!("poster frame: {e}")))?;
+        let poster_key = self
+            .processor
+            .put_derived(&job, "poster.jpg", poster, "image/jpeg")
+            .await?;
+        let mut fields = json!({
+            "duration_s": (duration_s * 100.0).round() / 100.0,
+            "width": video.width,
+            "height": video.height,
+            "video_codec": video.codec,
+            "poster_key": poster_key,
+        });
+        if let Some(audio) = info.audio {
+            fields["audio_codec"] = json!(audio.codec);
+            let max_seconds = self.config.max_transcribe_seconds;
+            let transcript = self
+                .speech
+                .transcribe_media(
+                    &job.input,
+                    &job.scratch_path("speech.wav"),
+                    duration_s,
+                    max_seconds,
+                    limits,
+                )
+                .await;
+            let transcript = transcript_fields(transcript, duration_s > f64::from(max_seconds))?;
+            if let Some(fields) = fields.as_object_mut() {
+                fields.extend(transcript);
+            }
+        }
+        Ok(Done {
+            fields,
+            events: Vec::new(),
+        })
+    }
+}
