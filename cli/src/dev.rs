@@ -8,12 +8,16 @@ use zapfn_runtime::{auth, consumer, health, server, Config, Context, Function};
 use zapfn_sandbox::{Sandbox, SandboxConfig};
 
 /// Every deployable function, in one list.
-pub const FUNCTIONS: [fn(&Context) -> Function; 5] = [
+pub const FUNCTIONS: &[fn(&Context) -> Function] = &[
     zapfn_webhook::function,
     zapfn_status::function,
     zapfn_send::function,
     zapfn_dispatch::function,
     zapfn_text::function,
+    zapfn_media_image::function,
+    zapfn_media_audio::function,
+    zapfn_media_video::function,
+    zapfn_media_document::function,
 ];
 
 /// A running embedded system (used by `zapfn dev` and the tests).

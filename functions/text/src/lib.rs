@@ -31,9 +31,10 @@ pub fn function(context: &Context) -> Function {
 pub fn with_rules(context: &Context, rules: Rules) -> Function {
     let (store, rules) = (context.store.clone(), Arc::new(rules));
     let retry_base = context.config.retry_base;
-    Function::events(
-        "text",
-        vec![Subscription::new(topics::MESSAGES, 32, move |delivery| {
+    // Typed messages, and voice-note transcripts answered alike.
+    let subscription = |topic, concurrency| {
+        let (store, rules) = (store.clone(), rules.clone());
+        Subscription::new(topic, concurrency, move |delivery| {
             let (store, rules) = (store.clone(), rules.clone());
             async move {
                 match handle(store.as_ref(), &rules, &delivery).await {
@@ -44,20 +45,28 @@ pub fn with_rules(context: &Context, rules: Rules) -> Function {
                     },
                 }
             }
-        })],
+        })
+    };
+    Function::events(
+        "text",
+        vec![
+            subscription(topics::MESSAGES, 32),
+            subscription(topics::TRANSCRIPTS, 8),
+        ],
     )
 }
 
-/// Replies to one inbound message if a rule matches. Idempotent: the reply's
-/// idempotency key is derived from the inbound wamid. Needs no store read: the
-/// event carries the text and the reply id.
+/// Replies to one inbound message, or to a voice note's transcript, if a rule
+/// matches. Idempotent: the reply's idempotency key is derived from the inbound
+/// wamid. Needs no store read: the event carries the text and the reply id.
 pub async fn handle(store: &dyn Store, rules: &Rules, delivery: &Delivery) -> Result<(), String> {
     let event: MessageEvent =
         serde_json::from_value(delivery.payload.clone()).map_err(|e| e.to_string())?;
-    if !matches!(
+    let typed = matches!(
         event.message_type.as_str(),
         "text" | "interactive" | "button"
-    ) {
+    );
+    if !typed && delivery.topic != topics::TRANSCRIPTS {
         return Ok(());
     }
     let input = match (event.reply_id, event.text) {
