@@ -1,0 +1,158 @@
+//! Static checks of zapfn's deploy artefacts against the code: the Terraform in
+//! `infra/` (parsed with `hcl-rs`), `cloudbuild.yaml`, the `Dockerfile` and the
+//! monitoring files. No Google Cloud access is needed; the tests in `tests/`
+//! assert cross-references (every function crate deployed, identified and
+//! triggered; topics, secrets, indexes, thresholds).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use regex::Regex;
+use serde_json::Value;
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Reads a file of the repository.
+pub fn read(relative: &str) -> String {
+    let path = repo().join(relative);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The function crates (directories of `functions/` with a Cargo.toml).
+pub fn function_crates() -> BTreeSet<String> {
+    std::fs::read_dir(repo().join("functions"))
+        .expect("functions/")
+        .filter_map(Result::ok)
+        .filter(|entry| entry.path().join("Cargo.toml").is_file())
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+/// Every `.tf` file under `infra/` (relative paths).
+pub fn tf_files() -> Vec<String> {
+    let infra = repo().join("infra");
+    walkdir::WalkDir::new(&infra)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|entry| {
+            entry.path().extension().is_some_and(|ext| ext == "tf")
+                && !entry.path().components().any(|c| c.as_os_str() == ".terraform")
+        })
+        .map(|entry| {
+            format!(
+                "infra/{}",
+                entry.path().strip_prefix(&infra).unwrap().display()
+            )
+        })
+        .collect()
+}
+
+/// A Terraform file as JSON-like data: literals as they are, any other expression
+/// as its `${…}` text (hcl-rs's `Value` conversion).
+pub fn tf(relative: &str) -> Value {
+    let value: hcl::Value =
+        hcl::from_str(&read(relative)).unwrap_or_else(|e| panic!("{relative}: {e}"));
+    serde_json::to_value(value).expect("HCL values are JSON values")
+}
+
+/// All blocks of one kind in a file, e.g. `tf_blocks(file, "variable")` → name => body.
+pub fn tf_blocks(relative: &str, kind: &str) -> BTreeMap<String, Value> {
+    match tf(relative).get(kind) {
+        Some(Value::Object(blocks)) => blocks.clone().into_iter().collect(),
+        _ => BTreeMap::new(),
+    }
+}
+
+/// The `locals` of `infra/functions.tf`: the deployed topology.
+pub fn catalog() -> Value {
+    tf("infra/functions.tf")["locals"].clone()
+}
+
+/// Topic constants of the store (`pub const MESSAGES: &str = "messages"`): NAME => value.
+pub fn topic_constants() -> BTreeMap<String, String> {
+    let model = read("shared/store/src/model.rs");
+    let module = model
+        .split("pub mod topics")
+        .nth(1)
+        .expect("shared/store/src/model.rs has `pub mod topics`");
+    let module = &module[..module.find('}').unwrap_or(module.len())];
+    Regex::new(r#"pub const (\w+): &str = "([^"]+)""#)
+        .unwrap()
+        .captures_iter(module)
+        .map(|c| (c[1].to_owned(), c[2].to_owned()))
+        .collect()
+}
+
+/// Topics each function's code subscribes to: `Subscription::new(topics::X, …)`, or a
+/// local helper named `subscription(topics::X, …)`.
+pub fn code_subscriptions() -> BTreeMap<String, BTreeSet<String>> {
+    let constants = topic_constants();
+    let pattern = Regex::new(r"[sS]ubscription(?:::new)?\(\s*topics::(\w+)").unwrap();
+    function_crates()
+        .into_iter()
+        .map(|function| {
+            let topics = rust_sources(&format!("functions/{function}/src"))
+                .iter()
+                .flat_map(|source| {
+                    pattern
+                        .captures_iter(source)
+                        .map(|c| constants[&c[1]].clone())
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+            (function, topics)
+        })
+        .collect()
+}
+
+/// The text of every `.rs` file under a directory.
+pub fn rust_sources(relative: &str) -> Vec<String> {
+    walkdir::WalkDir::new(repo().join(relative))
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|entry| entry.path().extension().is_some_and(|ext| ext == "rs"))
+        .map(|entry| std::fs::read_to_string(entry.path()).unwrap())
+        .collect()
+}
+
+/// `cloudbuild.yaml`, parsed.
+pub fn cloudbuild() -> Value {
+    serde_yaml_ng::from_str(&read("cloudbuild.yaml")).expect("cloudbuild.yaml is YAML")
+}
+
+/// A string field as a `&str` (empty when absent).
+pub fn text(value: &Value) -> &str {
+    value.as_str().unwrap_or("")
+}
+
+/// `snake_case` → `camelCase` (how tracing-stackdriver names log fields).
+pub fn camel_case(snake: &str) -> String {
+    let mut out = String::new();
+    let mut upper = false;
+    for c in snake.chars() {
+        if c == '_' {
+            upper = true;
+        } else if upper {
+            out.extend(c.to_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn camel_case_matches_tracing_stackdriver() {
+        assert_eq!(camel_case("latency_ms"), "latencyMs");
+        assert_eq!(camel_case("message_id"), "messageId");
+        assert_eq!(camel_case("code"), "code");
+    }
+}
