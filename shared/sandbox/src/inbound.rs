@@ -12,8 +12,12 @@ use zapfn_whatsapp::builders::{interactive_reply, messages_notification, new_wam
 use crate::problem::problem;
 use crate::webhook::{post_signed, with_display_number};
 use crate::Sandbox;
+use zapfn_media::checksum::sha256_base64;
+use zapfn_media::sniff;
 
-/// What the customer sends: exactly one of `text`, `button_reply` or `list_reply`.
+/// What the customer sends: exactly one of `text`, `button_reply`, `list_reply`
+/// or a media object (`image`, `video`, `audio`, `document`, `sticker`) naming
+/// media stored in the sandbox (`POST /sandbox/media`).
 #[derive(Deserialize)]
 struct Inbound {
     phone_number_id: String,
@@ -23,6 +27,11 @@ struct Inbound {
     text: Option<String>,
     button_reply: Option<Reply>,
     list_reply: Option<Reply>,
+    image: Option<InboundMedia>,
+    video: Option<InboundMedia>,
+    audio: Option<InboundMedia>,
+    document: Option<InboundMedia>,
+    sticker: Option<InboundMedia>,
     /// wamid of the business message being replied to.
     context: Option<String>,
 }
@@ -31,6 +40,16 @@ struct Inbound {
 struct Reply {
     id: String,
     title: String,
+}
+
+/// A media message: the sandbox media `id` and what Meta adds per type.
+#[derive(Deserialize)]
+struct InboundMedia {
+    id: String,
+    caption: Option<String>,
+    filename: Option<String>,
+    #[serde(default)]
+    voice: bool,
 }
 
 fn default_name() -> String {
@@ -52,7 +71,7 @@ pub(crate) async fn simulate(State(sandbox): State<Sandbox>, body: Bytes) -> Res
     };
     let config = &sandbox.inner.config;
     let wamid = new_wamid();
-    let message = match build_message(&inbound, &wamid, &config.display_phone_number) {
+    let message = match build_message(&sandbox, &inbound, &wamid, &config.display_phone_number) {
         Ok(message) => message,
         Err(detail) => return problem(StatusCode::BAD_REQUEST, detail),
     };
@@ -83,6 +102,7 @@ pub(crate) async fn simulate(State(sandbox): State<Sandbox>, body: Bytes) -> Res
 
 /// The inbound message object, or why the request cannot make one.
 fn build_message(
+    sandbox: &Sandbox,
     inbound: &Inbound,
     wamid: &str,
     display_phone_number: &str,
@@ -96,6 +116,27 @@ fn build_message(
     }
     let timestamp = chrono::Utc::now().timestamp();
     let context = inbound.context.as_deref();
+    let media = [
+        ("image", &inbound.image),
+        ("video", &inbound.video),
+        ("audio", &inbound.audio),
+        ("document", &inbound.document),
+        ("sticker", &inbound.sticker),
+    ]
+    .into_iter()
+    .filter_map(|(kind, media)| Some((kind, media.as_ref()?)))
+    .collect::<Vec<_>>();
+    match media.as_slice() {
+        [] => {}
+        [(kind, media)]
+            if inbound.text.is_none()
+                && inbound.button_reply.is_none()
+                && inbound.list_reply.is_none() =>
+        {
+            return media_message(sandbox, from, wamid, timestamp, kind, media)
+        }
+        _ => return Err(ONE_OF.to_owned()),
+    }
     match (&inbound.text, &inbound.button_reply, &inbound.list_reply) {
         (Some(text), None, None) if !text.is_empty() => {
             let mut message = text_message(from, wamid, timestamp, text);
@@ -124,8 +165,61 @@ fn build_message(
             reply,
             context,
         )),
-        _ => Err("exactly one of text, button_reply or list_reply is required".to_owned()),
+        _ => Err(ONE_OF.to_owned()),
     }
+}
+
+const ONE_OF: &str =
+    "exactly one of text, button_reply, list_reply, image, video, audio, document or sticker is required";
+
+/// A media message object as Meta sends it: `{id, mime_type, sha256 (base64), ...}`.
+fn media_message(
+    sandbox: &Sandbox,
+    from: &str,
+    wamid: &str,
+    timestamp: i64,
+    kind: &str,
+    media: &InboundMedia,
+) -> Result<Value, String> {
+    let item = sandbox.media_item(&media.id).ok_or_else(|| {
+        format!(
+            "{kind}.id: no sandbox media {:?} (seed it with POST /sandbox/media)",
+            media.id
+        )
+    })?;
+    let voice = kind == "audio" && media.voice;
+    let mime_type = if voice && item.mime_type == "audio/ogg" {
+        "audio/ogg; codecs=opus".to_owned()
+    } else {
+        item.mime_type.clone()
+    };
+    let mut object = json!({
+        "mime_type": mime_type,
+        "sha256": sha256_base64(&item.bytes),
+        "id": media.id,
+    });
+    if let Some(caption) = media
+        .caption
+        .as_ref()
+        .filter(|_| !matches!(kind, "audio" | "sticker"))
+    {
+        object["caption"] = json!(caption);
+    }
+    if let Some(filename) = media.filename.as_ref().filter(|_| kind == "document") {
+        object["filename"] = json!(filename);
+    }
+    match kind {
+        "audio" => object["voice"] = json!(voice),
+        "sticker" => object["animated"] = json!(sniff(&item.bytes).is_some_and(|s| s.animated)),
+        _ => {}
+    }
+    Ok(json!({
+        "from": from,
+        "id": wamid,
+        "timestamp": timestamp.to_string(),
+        "type": kind,
+        kind: object,
+    }))
 }
 
 fn reply_message(

@@ -7,6 +7,7 @@
 
 mod faults;
 mod inbound;
+mod media;
 mod messages;
 mod meta_error;
 mod problem;
@@ -17,12 +18,13 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
+pub use media::SandboxMedia;
 pub use webhook::post_signed;
 
 /// How the sandbox signs and delivers its webhooks.
@@ -37,6 +39,8 @@ pub struct SandboxConfig {
     /// Delays after a send is accepted (cumulative) for `sent`, `delivered`
     /// and `read`; an undeliverable send gets `failed` at the second one.
     pub status_delays: [Duration; 3],
+    /// How long a media URL from `GET /{media-id}` works (Meta: 5 minutes).
+    pub media_url_ttl: Duration,
 }
 
 impl SandboxConfig {
@@ -48,6 +52,7 @@ impl SandboxConfig {
             webhook_url: webhook_url.into(),
             display_phone_number: "15550000000".to_owned(),
             status_delays: [20, 60, 120].map(Duration::from_millis),
+            media_url_ttl: Duration::from_secs(300),
         }
     }
 }
@@ -59,9 +64,13 @@ impl std::fmt::Debug for SandboxConfig {
             .field("webhook_url", &self.webhook_url)
             .field("display_phone_number", &self.display_phone_number)
             .field("status_delays", &self.status_delays)
+            .field("media_url_ttl", &self.media_url_ttl)
             .finish()
     }
 }
+
+/// Largest media body taken (Meta's document limit, plus room for the multipart envelope).
+const MAX_MEDIA_BODY: usize = 101 * 1024 * 1024;
 
 /// One send request the sandbox accepted.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -91,6 +100,7 @@ struct Inner {
     client: reqwest::Client,
     faults: Mutex<VecDeque<faults::Fault>>,
     sent: Mutex<Vec<SentMessage>>,
+    media: Mutex<media::MediaStore>,
 }
 
 impl Sandbox {
@@ -107,20 +117,38 @@ impl Sandbox {
                 client,
                 faults: Mutex::default(),
                 sent: Mutex::default(),
+                media: Mutex::default(),
             }),
         }
     }
 
     /// All sandbox routes with state applied:
     /// `POST /graph/{version}/{phone_number_id}/messages`,
-    /// `GET|POST|DELETE /sandbox/faults`, `GET|DELETE /sandbox/sent` and
-    /// `POST /sandbox/inbound`.
+    /// `POST /graph/{version}/{phone_number_id}/media`,
+    /// `GET|DELETE /graph/{version}/{media_id}` and the media download URLs,
+    /// `GET|POST|DELETE /sandbox/faults`, `GET|DELETE /sandbox/sent`,
+    /// `POST /sandbox/media`, `GET /sandbox/media/{id}` and `POST /sandbox/inbound`.
     pub fn router(&self) -> Router {
+        let large_body = DefaultBodyLimit::max(MAX_MEDIA_BODY);
         Router::new()
             .route(
                 "/graph/{version}/{phone_number_id}/messages",
                 post(messages::send),
             )
+            .route(
+                "/graph/{version}/{phone_number_id}/media",
+                post(media::upload).layer(large_body),
+            )
+            .route(
+                "/graph/{version}/{media_id}",
+                get(media::url).delete(media::delete),
+            )
+            .route(
+                "/sandbox/lookaside/whatsapp_business/attachments/{token}",
+                get(media::download),
+            )
+            .route("/sandbox/media", post(media::seed).layer(large_body))
+            .route("/sandbox/media/{id}", get(media::read))
             .route(
                 "/sandbox/faults",
                 get(faults::list).post(faults::add).delete(faults::clear),

@@ -87,7 +87,7 @@ pub(crate) async fn send(
 }
 
 /// Whether `Authorization` is `Bearer <non-empty token>` (scheme case-insensitive).
-fn has_bearer_token(headers: &HeaderMap) -> bool {
+pub(crate) fn has_bearer_token(headers: &HeaderMap) -> bool {
     headers
         .get(AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
