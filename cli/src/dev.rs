@@ -14,6 +14,7 @@ pub const FUNCTIONS: &[fn(&Context) -> Function] = &[
     zapfn_send::function,
     zapfn_dispatch::function,
     zapfn_text::function,
+    zapfn_media_fetch::function,
     zapfn_media_image::function,
     zapfn_media_audio::function,
     zapfn_media_video::function,
