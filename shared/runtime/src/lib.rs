@@ -13,6 +13,8 @@ pub mod context;
 mod fan_out;
 pub mod function;
 pub mod health;
+pub mod limits;
+pub mod listen;
 pub mod logging;
 pub mod problem;
 pub mod retry;

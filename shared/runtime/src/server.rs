@@ -47,10 +47,10 @@ pub async fn serve_on(
     consumers: Consumers,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let limits = crate::limits::Limits::from_env()?;
     tracing::info!(addr = %listener.local_addr()?, "listening");
-    axum::serve(listener, instrument(router))
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    let router = instrument(crate::limits::guard(router, &limits));
+    crate::listen::serve(listener, router, &limits, shutdown).await;
     tracing::info!("HTTP drained; stopping event handlers");
     consumers.shutdown(HANDLER_GRACE).await;
     tracing::info!("stopped");

@@ -172,9 +172,19 @@ fn validate_context(root: &Node) -> Checked<Option<String>> {
     Ok(Some(context.text("message_id", 1, NO_LIMIT)?.to_owned()))
 }
 
+/// Longest text body Meta accepts, in characters.
+const MAX_TEXT_BODY: usize = 4096;
+
 /// `text`: a body of 1..=4096 characters and an optional boolean `preview_url`.
+/// A longer body is code 100, as Meta answers it ("Param text['body'] must be at
+/// most 4096 characters long").
 fn validate_text(text: &Node) -> Checked<Option<String>> {
-    let body = text.text("body", 1, 4096)?;
+    let body = text.text("body", 1, NO_LIMIT)?;
+    let count = body.chars().count();
+    if count > MAX_TEXT_BODY {
+        let message = format!("must be at most {MAX_TEXT_BODY} characters long (got {count})");
+        return Err(unsupported(text.field("body"), message));
+    }
     text.opt_bool("preview_url")?;
     Ok(Some(body.to_owned()))
 }
@@ -982,7 +992,7 @@ mod tests {
         let cases = vec![
             (body(Value::Null), "body", MISSING),
             (body(json!("")), "body", INVALID),
-            (body(json!(x(4097))), "body", INVALID),
+            (body(json!(x(4097))), "body", UNSUPPORTED),
             (body(json!(42)), "body", INVALID),
             (set(text(), "/text/preview_url", json!("yes")), "preview_url", INVALID),
         ];
