@@ -94,11 +94,13 @@ locals {
 module "project" {
   source = "./modules/project"
 
-  project_id   = var.project_id
-  region       = var.region
-  repository   = var.artifact_repository
-  kms_key_name = var.kms_key_name
-  apis         = local.apis
+  project_id         = var.project_id
+  region             = var.region
+  repository         = var.artifact_repository
+  kms_key_name       = var.kms_key_name
+  apis               = local.apis
+  name_prefix        = local.prefix
+  build_cache_bucket = "${var.project_id}-zapfn-build-cache"
 }
 
 module "secrets" {
@@ -205,6 +207,7 @@ module "service" {
   cloud_sql_instance  = ""
   vpc                 = local.network == 1 ? { network = module.network[0].network, subnetwork = module.network[0].subnetwork } : null
   deletion_protection = var.deletion_protection
+  deployer            = module.project.build_member
 
   depends_on = [module.project]
 }

@@ -57,3 +57,8 @@ output "dashboard" {
   description = "Cloud Monitoring dashboard id."
   value       = module.monitoring.dashboard_id
 }
+
+output "build_service_account" {
+  description = "The identity Cloud Build runs as."
+  value       = module.project.build_service_account
+}

@@ -12,3 +12,13 @@ output "apis" {
   description = "The enabled APIs (depend on this to wait for them)."
   value       = [for api in google_project_service.api : api.service]
 }
+
+output "build_service_account" {
+  description = "Full name of the Cloud Build identity (gcloud builds submit --service-account)."
+  value       = google_service_account.build.id
+}
+
+output "build_member" {
+  description = "IAM member of the Cloud Build identity."
+  value       = google_service_account.build.member
+}

@@ -23,3 +23,13 @@ variable "apis" {
   description = "APIs to enable."
   type        = list(string)
 }
+
+variable "name_prefix" {
+  description = "Prefix of the build account's name."
+  type        = string
+}
+
+variable "build_cache_bucket" {
+  description = "Bucket of Cloud Build's cargo cache (scripts/deploy.sh creates it)."
+  type        = string
+}

@@ -35,6 +35,13 @@ resource "google_secret_manager_secret_iam_member" "secret" {
   member    = google_service_account.fn.member
 }
 
+# Cloud Build deploys new revisions that run as this account.
+resource "google_service_account_iam_member" "deployer" {
+  service_account_id = google_service_account.fn.name
+  role               = "roles/iam.serviceAccountUser"
+  member             = var.deployer
+}
+
 # V4 signed URLs are signed with the service account's key through signBlob.
 resource "google_service_account_iam_member" "sign_urls" {
   count = var.signs_urls ? 1 : 0

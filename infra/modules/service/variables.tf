@@ -121,3 +121,8 @@ variable "deletion_protection" {
   type        = bool
   default     = true
 }
+
+variable "deployer" {
+  description = "IAM member that deploys new revisions (Cloud Build's identity)."
+  type        = string
+}
