@@ -1,0 +1,284 @@
+//! The task queue on Cloud Tasks: one named HTTP task per `dispatch` event,
+//! aimed at the dispatch function, and the decoding of the requests Cloud
+//! Tasks makes to it.
+//!
+//! Task names are derived from the message id, so creating the same task twice
+//! (a relay retry, two relays racing) answers ALREADY_EXISTS, which counts as
+//! success: Cloud Tasks runs each message's task once.
+
+use std::collections::HashMap;
+
+use gcloud_sdk::google::cloud::tasks::v2::cloud_tasks_client::CloudTasksClient;
+use gcloud_sdk::google::cloud::tasks::v2::{
+    http_request, task, CreateQueueRequest, CreateTaskRequest, HttpMethod, HttpRequest, OidcToken,
+    Queue, RetryConfig, Task,
+};
+use gcloud_sdk::{GoogleApi, GoogleAuthMiddleware};
+use http::HeaderMap;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use tonic::transport::Channel;
+use tonic::Code;
+use zapfn_store::Delivery;
+
+use crate::push::NotAPush;
+use crate::CloudError;
+
+/// Header carrying when the task was created (Unix ms): retry windows start there.
+pub const CREATED_AT_HEADER: &str = "x-zapfn-created-at-ms";
+/// Header carrying the event's ordering key, for logs.
+pub const ORDERING_KEY_HEADER: &str = "x-zapfn-ordering-key";
+
+/// Where tasks go and how they authenticate.
+#[derive(Debug, Clone)]
+pub struct TaskTarget {
+    /// Full queue name: `projects/P/locations/L/queues/Q`.
+    pub queue: String,
+    /// The dispatch function's push URL, e.g. `https://dispatch-….run.app/_tasks/dispatch`.
+    pub url: String,
+    /// Service account whose OIDC token Cloud Tasks attaches (real deployments).
+    pub oidc_service_account: Option<String>,
+    /// Audience of that token (the URL when unset).
+    pub oidc_audience: Option<String>,
+}
+
+enum Api {
+    /// The emulator: plain gRPC, no credentials.
+    Emulator(CloudTasksClient<Channel>),
+    Google(GoogleApi<CloudTasksClient<GoogleAuthMiddleware>>),
+}
+
+/// Creates Cloud Tasks for outbox events.
+pub struct CloudTasksQueue {
+    api: Api,
+    target: TaskTarget,
+}
+
+/// What creating a task did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Created {
+    New,
+    /// A task with this name exists or existed recently: the event is already queued.
+    AlreadyExists,
+}
+
+impl CloudTasksQueue {
+    /// Connects to the emulator at `CLOUD_TASKS_EMULATOR_HOST` (host:port) when
+    /// set, else to Cloud Tasks with the Application Default Credentials.
+    pub async fn connect(target: TaskTarget) -> Result<CloudTasksQueue, CloudError> {
+        let api = match std::env::var("CLOUD_TASKS_EMULATOR_HOST") {
+            Ok(host) if !host.is_empty() => {
+                let client = CloudTasksClient::connect(format!("http://{host}"))
+                    .await
+                    .map_err(|e| CloudError::service("cloud tasks emulator", e))?;
+                Api::Emulator(client)
+            }
+            _ => Api::Google(
+                GoogleApi::from_function(
+                    CloudTasksClient::new,
+                    "https://cloudtasks.googleapis.com",
+                    None,
+                )
+                .await
+                .map_err(|e| CloudError::service("cloud tasks", e))?,
+            ),
+        };
+        Ok(CloudTasksQueue { api, target })
+    }
+
+    /// The task name of an event: `<queue>/tasks/<topic>-<hash of the message id>`.
+    pub fn task_name(&self, event: &Delivery) -> String {
+        format!("{}/tasks/{}", self.target.queue, task_id(event))
+    }
+
+    /// Creates the HTTP task for `event` (POST of its JSON payload to the target).
+    pub async fn enqueue(&self, event: &Delivery) -> Result<Created, CloudError> {
+        let mut headers = HashMap::from([
+            ("Content-Type".to_owned(), "application/json".to_owned()),
+            (CREATED_AT_HEADER.to_owned(), crate::now_ms().to_string()),
+        ]);
+        if let Some(key) = &event.ordering_key {
+            headers.insert(ORDERING_KEY_HEADER.to_owned(), key.clone());
+        }
+        let authorization_header = self.target.oidc_service_account.as_ref().map(|account| {
+            http_request::AuthorizationHeader::OidcToken(OidcToken {
+                service_account_email: account.clone(),
+                audience: self
+                    .target
+                    .oidc_audience
+                    .clone()
+                    .unwrap_or_else(|| self.target.url.clone()),
+            })
+        });
+        let request = CreateTaskRequest {
+            parent: self.target.queue.clone(),
+            task: Some(Task {
+                name: self.task_name(event),
+                message_type: Some(task::MessageType::HttpRequest(HttpRequest {
+                    url: self.target.url.clone(),
+                    http_method: HttpMethod::Post as i32,
+                    headers,
+                    body: serde_json::to_vec(&event.payload).unwrap_or_default(),
+                    authorization_header,
+                })),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let result = match &self.api {
+            Api::Emulator(client) => client.clone().create_task(request).await,
+            Api::Google(api) => api.get().create_task(request).await,
+        };
+        match result {
+            Ok(_) => Ok(Created::New),
+            Err(status) if status.code() == Code::AlreadyExists => Ok(Created::AlreadyExists),
+            Err(status) => Err(CloudError::service("cloud tasks create", status.message())),
+        }
+    }
+
+    /// Creates the queue unless it exists (tests and local wiring; `infra/`
+    /// declares it in real projects). Retries are left unlimited here: zapfn's
+    /// own policy dead-letters a task by answering 2xx.
+    pub async fn ensure_queue(&self) -> Result<(), CloudError> {
+        let parent = self
+            .target
+            .queue
+            .rsplit_once("/queues/")
+            .map(|(parent, _)| parent.to_owned())
+            .ok_or_else(|| {
+                CloudError::Config(format!(
+                    "queue {:?} is not projects/P/locations/L/queues/Q",
+                    self.target.queue
+                ))
+            })?;
+        let request = CreateQueueRequest {
+            parent,
+            queue: Some(Queue {
+                name: self.target.queue.clone(),
+                retry_config: Some(RetryConfig {
+                    max_attempts: -1,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+        };
+        let result = match &self.api {
+            Api::Emulator(client) => client.clone().create_queue(request).await,
+            Api::Google(api) => api.get().create_queue(request).await,
+        };
+        match result {
+            Ok(_) => Ok(()),
+            Err(status) if status.code() == Code::AlreadyExists => Ok(()),
+            Err(status) => Err(CloudError::service(
+                "cloud tasks create queue",
+                status.message(),
+            )),
+        }
+    }
+}
+
+/// The task id of an event: its topic and a hash of its payload's `message_id`
+/// (the whole payload when it has none). Hashes spread names over Cloud Tasks'
+/// key space (sequential names hot-spot it).
+pub fn task_id(event: &Delivery) -> String {
+    let key = match event.payload.get("message_id") {
+        Some(Value::String(id)) => id.clone(),
+        _ => event.payload.to_string(),
+    };
+    let hash = hex::encode(Sha256::digest(key.as_bytes()));
+    format!("{}-{}", event.topic, &hash[..32])
+}
+
+/// Reads a Cloud Tasks HTTP request for `topic`: the task name is the delivery
+/// id, `X-CloudTasks-TaskRetryCount` + 1 the attempt, the JSON body the payload.
+pub fn task_delivery(headers: &HeaderMap, body: &[u8], topic: &str) -> Result<Delivery, NotAPush> {
+    let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
+    let name = header("x-cloudtasks-taskname")
+        .filter(|name| !name.is_empty())
+        .ok_or_else(|| NotAPush("not a Cloud Tasks request: no X-CloudTasks-TaskName".into()))?;
+    let retries: u32 = header("x-cloudtasks-taskretrycount")
+        .and_then(|count| count.trim().parse().ok())
+        .unwrap_or(0);
+    let payload = serde_json::from_slice(body)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(body).into_owned()));
+    tracing::debug!(
+        task = name,
+        queue = header("x-cloudtasks-queuename").unwrap_or(""),
+        executions = header("x-cloudtasks-taskexecutioncount").unwrap_or(""),
+        retries,
+        "task received"
+    );
+    Ok(Delivery {
+        id: name.to_owned(),
+        topic: topic.to_owned(),
+        ordering_key: header(ORDERING_KEY_HEADER).map(str::to_owned),
+        payload,
+        attempt: retries.saturating_add(1),
+        first_attempt_at_ms: header(CREATED_AT_HEADER)
+            .and_then(|at| at.parse().ok())
+            .unwrap_or_else(crate::now_ms),
+        lease_until_ms: 0,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn event(payload: Value) -> Delivery {
+        Delivery {
+            id: "12".into(),
+            topic: "dispatch".into(),
+            ordering_key: Some("106540352242922:5511999990000".into()),
+            payload,
+            attempt: 1,
+            first_attempt_at_ms: 0,
+            lease_until_ms: 0,
+        }
+    }
+
+    #[test]
+    fn task_ids_depend_on_the_message_id_only() {
+        let a = event(json!({"message_id": "msg_1"}));
+        let mut again = event(json!({"message_id": "msg_1"}));
+        again.id = "99".into();
+        assert_eq!(task_id(&a), task_id(&again));
+        assert_ne!(task_id(&a), task_id(&event(json!({"message_id": "msg_2"}))));
+        let id = task_id(&a);
+        assert!(
+            id.starts_with("dispatch-") && id.len() == "dispatch-".len() + 32,
+            "{id}"
+        );
+        assert!(id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
+    }
+
+    #[test]
+    fn reads_cloud_tasks_headers() {
+        let mut headers = HeaderMap::new();
+        for (name, value) in [
+            ("X-CloudTasks-QueueName", "zapfn-dispatch"),
+            ("X-CloudTasks-TaskName", "dispatch-0123"),
+            ("X-CloudTasks-TaskRetryCount", "2"),
+            ("X-CloudTasks-TaskExecutionCount", "1"),
+            (CREATED_AT_HEADER, "1700000000000"),
+            (ORDERING_KEY_HEADER, "k"),
+        ] {
+            headers.insert(
+                http::HeaderName::from_bytes(name.to_lowercase().as_bytes()).unwrap(),
+                value.parse().unwrap(),
+            );
+        }
+        let delivery = task_delivery(&headers, br#"{"message_id":"msg_1"}"#, "dispatch").unwrap();
+        assert_eq!(delivery.id, "dispatch-0123");
+        assert_eq!(delivery.attempt, 3);
+        assert_eq!(delivery.first_attempt_at_ms, 1_700_000_000_000);
+        assert_eq!(delivery.ordering_key.as_deref(), Some("k"));
+        assert_eq!(delivery.payload, json!({"message_id": "msg_1"}));
+    }
+
+    #[test]
+    fn a_request_without_a_task_name_is_refused() {
+        assert!(task_delivery(&HeaderMap::new(), b"{}", "dispatch").is_err());
+    }
+}

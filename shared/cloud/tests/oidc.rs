@@ -1,0 +1,193 @@
+//! OIDC push tokens: a locally generated RSA key, its JWKS served on loopback.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::rsa::{KeyPair, KeySize};
+use aws_lc_rs::signature::KeyPair as _;
+use axum::routing::get;
+use axum::{Json, Router};
+use base64::Engine;
+use jsonwebtoken::{encode, EncodingKey, Header};
+use serde_json::{json, Value};
+use zapfn_cloud::oidc::{OidcError, OidcVerifier};
+
+const AUDIENCE: &str = "https://dispatch-abc.a.run.app/_tasks/dispatch";
+const PUSHER: &str = "zapfn-push@p.iam.gserviceaccount.com";
+
+struct Keys {
+    encoding: EncodingKey,
+    jwk: Value,
+}
+
+fn keys(kid: &str) -> Keys {
+    let pair = KeyPair::generate(KeySize::Rsa2048).unwrap();
+    let der = pair.as_der().unwrap();
+    let public = aws_lc_rs::rsa::PublicKeyComponents::<Vec<u8>>::from(pair.public_key());
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    Keys {
+        encoding: EncodingKey::from_rsa_der(pkcs1_from(der.as_ref())),
+        jwk: json!({"kty": "RSA", "alg": "RS256", "use": "sig", "kid": kid, "n": b64(&public.n), "e": b64(&public.e)}),
+    }
+}
+
+/// The PKCS#1 RSAPrivateKey inside a PKCS#8 PrivateKeyInfo (jsonwebtoken takes PKCS#1 DER).
+fn pkcs1_from(pkcs8: &[u8]) -> &[u8] {
+    // PrivateKeyInfo ::= SEQUENCE { version, algorithm, OCTET STRING privateKey }
+    let (_, body) = der_element(pkcs8);
+    let (rest, _) = split_element(body); // version
+    let (rest, _) = split_element(rest); // algorithm
+    let (_, octets) = der_element(rest);
+    octets
+}
+
+fn der_element(bytes: &[u8]) -> (&[u8], &[u8]) {
+    let (header, len) = der_length(&bytes[1..]);
+    let start = 1 + header;
+    (&bytes[start + len..], &bytes[start..start + len])
+}
+
+fn split_element(bytes: &[u8]) -> (&[u8], &[u8]) {
+    let (header, len) = der_length(&bytes[1..]);
+    let end = 1 + header + len;
+    (&bytes[end..], &bytes[..end])
+}
+
+fn der_length(bytes: &[u8]) -> (usize, usize) {
+    if bytes[0] < 0x80 {
+        return (1, bytes[0] as usize);
+    }
+    let n = (bytes[0] & 0x7f) as usize;
+    let len = bytes[1..=n]
+        .iter()
+        .fold(0usize, |acc, b| (acc << 8) | *b as usize);
+    (1 + n, len)
+}
+
+async fn serve_jwks(jwks: Value) -> (String, Arc<AtomicUsize>) {
+    let fetches = Arc::new(AtomicUsize::new(0));
+    let counter = fetches.clone();
+    let app = Router::new().route(
+        "/certs",
+        get(move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+            let jwks = jwks.clone();
+            async move { Json(jwks) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/certs", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, fetches)
+}
+
+fn token(keys: &Keys, kid: &str, claims: Value) -> String {
+    let mut header = Header::new(jsonwebtoken::Algorithm::RS256);
+    header.kid = Some(kid.into());
+    encode(&header, &claims, &keys.encoding).unwrap()
+}
+
+fn claims(overrides: Value) -> Value {
+    let now = chrono::Utc::now().timestamp();
+    let mut claims = json!({
+        "iss": "https://accounts.google.com", "aud": AUDIENCE, "iat": now, "exp": now + 600,
+        "email": PUSHER, "email_verified": true, "sub": "1234567890"
+    });
+    for (key, value) in overrides.as_object().unwrap() {
+        claims[key] = value.clone();
+    }
+    claims
+}
+
+#[tokio::test]
+async fn google_style_tokens_are_checked_with_cached_keys() {
+    let good = keys("k1");
+    let (jwks_url, fetches) = serve_jwks(json!({"keys": [good.jwk]})).await;
+    let verifier = OidcVerifier::new(AUDIENCE.into(), vec![PUSHER.into()], jwks_url);
+    let bearer = |token: String| format!("Bearer {token}");
+
+    let accepted = verifier
+        .verify(Some(&bearer(token(&good, "k1", claims(json!({}))))))
+        .await
+        .unwrap();
+    assert_eq!(accepted.email.as_deref(), Some(PUSHER));
+    verifier
+        .verify(Some(&bearer(token(
+            &good,
+            "k1",
+            claims(json!({"iss": "accounts.google.com"})),
+        ))))
+        .await
+        .unwrap();
+    assert_eq!(fetches.load(Ordering::SeqCst), 1, "keys are cached");
+
+    let refused = [
+        (
+            "expired",
+            token(
+                &good,
+                "k1",
+                claims(json!({"exp": chrono::Utc::now().timestamp() - 3600})),
+            ),
+        ),
+        (
+            "other audience",
+            token(&good, "k1", claims(json!({"aud": "https://elsewhere"}))),
+        ),
+        (
+            "other issuer",
+            token(&good, "k1", claims(json!({"iss": "https://evil.example"}))),
+        ),
+        (
+            "other account",
+            token(
+                &good,
+                "k1",
+                claims(json!({"email": "someone@p.iam.gserviceaccount.com"})),
+            ),
+        ),
+        (
+            "unverified email",
+            token(&good, "k1", claims(json!({"email_verified": false}))),
+        ),
+    ];
+    for (what, token) in refused {
+        let error = verifier.verify(Some(&bearer(token))).await.unwrap_err();
+        assert!(matches!(error, OidcError::Invalid(_)), "{what}: {error}");
+    }
+
+    // Signed by a key Google does not publish: unknown kid, refetched once, then refused.
+    let stranger = keys("k2");
+    let error = verifier
+        .verify(Some(&bearer(token(&stranger, "k2", claims(json!({}))))))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, OidcError::UnknownKey(_)), "{error}");
+    // A forged token claiming the known kid fails the signature check.
+    let forged = token(&stranger, "k1", claims(json!({})));
+    assert!(matches!(
+        verifier.verify(Some(&bearer(forged))).await.unwrap_err(),
+        OidcError::Invalid(_)
+    ));
+    // Tampered payload.
+    let genuine = token(&good, "k1", claims(json!({})));
+    let parts: Vec<&str> = genuine.split('.').collect();
+    let other_payload = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(claims(json!({"email": "x@p.iam.gserviceaccount.com"})).to_string());
+    let tampered = format!("{}.{}.{}", parts[0], other_payload, parts[2]);
+    assert!(verifier.verify(Some(&bearer(tampered))).await.is_err());
+
+    assert!(matches!(
+        verifier.verify(None).await.unwrap_err(),
+        OidcError::Missing
+    ));
+    assert!(matches!(
+        verifier.verify(Some("Basic abc")).await.unwrap_err(),
+        OidcError::Missing
+    ));
+    assert!(
+        fetches.load(Ordering::SeqCst) <= 2,
+        "refetches are rate-limited"
+    );
+}
