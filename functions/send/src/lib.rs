@@ -1,9 +1,11 @@
 //! The send function, zapfn's API gateway: `POST /v1/{phone_number_id}/messages`
 //! takes Meta's own send body, validates it, checks the 24-hour window, stores
 //! it as `queued` with its dispatch task and answers 202. It also serves the
-//! read API (`/v1/messages`, `/v1/conversations`). Every route needs an API key.
+//! read API (`/v1/messages`, `/v1/conversations`, `/v1/media`) and media uploads
+//! (`POST /v1/{phone_number_id}/media`). Every route needs an API key.
 
 mod errors;
+mod media;
 mod read;
 
 use axum::body::Bytes;
@@ -26,6 +28,8 @@ pub const SERVICE_WINDOW_SECONDS: i64 = 24 * 60 * 60;
 
 /// Largest send body accepted (Meta's own bodies are far smaller).
 const MAX_SEND_BODY: usize = 256 * 1024;
+/// Largest media upload form (Meta's 100 MiB document limit, plus the multipart envelope).
+const MAX_UPLOAD_BODY: usize = 101 * 1024 * 1024;
 
 /// The send function.
 pub fn function(context: &Context) -> Function {
@@ -37,6 +41,11 @@ pub fn router(context: Context) -> Router {
     Router::new()
         .route("/v1/{phone_number_id}/messages", post(send_message))
         .route("/v1/messages/{id}", get(read::message))
+        .route("/v1/media/{id}", get(media::read))
+        .route(
+            "/v1/{phone_number_id}/media",
+            post(media::upload).layer(DefaultBodyLimit::max(MAX_UPLOAD_BODY)),
+        )
         .route("/v1/conversations", get(read::conversations))
         .route("/v1/conversations/{id}", get(read::conversation))
         .route(
