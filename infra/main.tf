@@ -65,6 +65,8 @@ locals {
     ZAPFN_TASKS_URL             = "${local.run_url["dispatch"]}/_tasks/dispatch"
     ZAPFN_TASKS_SERVICE_ACCOUNT = module.tasks.tasks_email
     ZAPFN_PUSH_AUDIENCE         = local.audience
+    ZAPFN_OCR_ENGINE            = var.ocr_engine
+    ZAPFN_SPEECH_ENGINE         = var.speech_engine
     ZAPFN_PUSH_SERVICE_ACCOUNTS = join(",", [
       module.pubsub.push_email, module.tasks.tasks_email, module.scheduler.email, module.eventarc.email,
     ])

@@ -74,6 +74,18 @@ variable "wa_api_version" {
   default     = "v23.0"
 }
 
+variable "ocr_engine" {
+  description = "OCR engine of media-image (ZAPFN_OCR_ENGINE): google-vision, tesseract (in the image) or off."
+  type        = string
+  default     = "google-vision"
+}
+
+variable "speech_engine" {
+  description = "Speech engine of media-audio and media-video (ZAPFN_SPEECH_ENGINE): google-speech, pocketsphinx (English only, in the image) or off."
+  type        = string
+  default     = "google-speech"
+}
+
 variable "log_level" {
   description = "RUST_LOG filter of every function."
   type        = string
