@@ -39,7 +39,10 @@ pub fn tf_files() -> Vec<String> {
         .filter_map(Result::ok)
         .filter(|entry| {
             entry.path().extension().is_some_and(|ext| ext == "tf")
-                && !entry.path().components().any(|c| c.as_os_str() == ".terraform")
+                && !entry
+                    .path()
+                    .components()
+                    .any(|c| c.as_os_str() == ".terraform")
         })
         .map(|entry| {
             format!(

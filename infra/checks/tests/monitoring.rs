@@ -4,7 +4,8 @@ use serde_json::Value;
 use zapfn_infra_checks::*;
 
 fn policy(name: &str) -> Value {
-    tf("infra/modules/monitoring/main.tf")["resource"]["google_monitoring_alert_policy"][name].clone()
+    tf("infra/modules/monitoring/main.tf")["resource"]["google_monitoring_alert_policy"][name]
+        .clone()
 }
 
 fn thresholds(policy: &Value) -> Vec<f64> {
@@ -14,7 +15,11 @@ fn thresholds(policy: &Value) -> Vec<f64> {
     };
     conditions
         .iter()
-        .map(|c| c["condition_threshold"]["threshold_value"].as_f64().expect("threshold"))
+        .map(|c| {
+            c["condition_threshold"]["threshold_value"]
+                .as_f64()
+                .expect("threshold")
+        })
         .collect()
 }
 
@@ -25,7 +30,10 @@ fn alert_thresholds_are_the_seeds() {
     assert_eq!(thresholds(&policy("error_rate")), [0.05]);
     assert_eq!(thresholds(&policy("backlog")), [1000.0, 1000.0]);
     let latency = &policy("latency")["conditions"]["condition_threshold"];
-    assert_eq!(text(&latency["aggregations"]["cross_series_reducer"]), "REDUCE_PERCENTILE_99");
+    assert_eq!(
+        text(&latency["aggregations"]["cross_series_reducer"]),
+        "REDUCE_PERCENTILE_99"
+    );
     assert!(text(&latency["filter"]).contains("run.googleapis.com/request_latencies"));
     let webhook = &policy("webhook_failures")["conditions"]["condition_threshold"];
     assert!(text(&webhook["filter"]).contains("-webhook"));
@@ -37,25 +45,41 @@ fn alert_thresholds_are_the_seeds() {
         .iter()
         .map(|c| text(&c["condition_threshold"]["filter"]))
         .collect();
-    assert!(filters[0].contains("num_undelivered_messages") && filters[1].contains("cloudtasks.googleapis.com/queue/depth"));
+    assert!(
+        filters[0].contains("num_undelivered_messages")
+            && filters[1].contains("cloudtasks.googleapis.com/queue/depth")
+    );
 }
 
 #[test]
 fn dashboard_parses_and_shows_the_seeds_charts() {
     let source = read("infra/modules/monitoring/dashboard.json");
-    let dashboard: Value = serde_json::from_str(&source.replace("${prefix}", "zapfn")).expect("dashboard.json");
+    let dashboard: Value =
+        serde_json::from_str(&source.replace("${prefix}", "zapfn")).expect("dashboard.json");
     let titles: Vec<String> = dashboard["mosaicLayout"]["tiles"]
         .as_array()
         .unwrap()
         .iter()
         .map(|tile| text(&tile["widget"]["title"]).to_lowercase())
         .collect();
-    for wanted in ["message latency", "delivery rate", "graph api errors by code", "cpu", "memory", "instances"] {
-        assert!(titles.iter().any(|t| t.contains(wanted)), "no {wanted:?} chart in {titles:?}");
+    for wanted in [
+        "message latency",
+        "delivery rate",
+        "graph api errors by code",
+        "cpu",
+        "memory",
+        "instances",
+    ] {
+        assert!(
+            titles.iter().any(|t| t.contains(wanted)),
+            "no {wanted:?} chart in {titles:?}"
+        );
     }
     // Charts read the log metrics Terraform defines.
-    let metrics = tf("infra/modules/monitoring/main.tf")["resource"]["google_logging_metric"].clone();
-    let user_metric = regex::Regex::new(r"logging.googleapis.com/user/\$\{prefix\}-([a-z-]+)").unwrap();
+    let metrics =
+        tf("infra/modules/monitoring/main.tf")["resource"]["google_logging_metric"].clone();
+    let user_metric =
+        regex::Regex::new(r"logging.googleapis.com/user/\$\{prefix\}-([a-z-]+)").unwrap();
     let defined: Vec<String> = metrics
         .as_object()
         .unwrap()
@@ -63,7 +87,11 @@ fn dashboard_parses_and_shows_the_seeds_charts() {
         .map(|m| text(&m["name"]).replace("${var.name_prefix}-", ""))
         .collect();
     for capture in user_metric.captures_iter(&source) {
-        assert!(defined.contains(&capture[1].to_owned()), "dashboard reads undefined metric {}", &capture[1]);
+        assert!(
+            defined.contains(&capture[1].to_owned()),
+            "dashboard reads undefined metric {}",
+            &capture[1]
+        );
     }
 }
 
@@ -71,13 +99,19 @@ fn dashboard_parses_and_shows_the_seeds_charts() {
 /// and each `jsonPayload.someField` it reads is a field of that same call.
 #[test]
 fn log_metrics_read_fields_the_code_emits() {
-    let sources: Vec<String> = ["functions", "shared"].iter().flat_map(|dir| rust_sources(dir)).collect();
-    let metrics = tf("infra/modules/monitoring/main.tf")["resource"]["google_logging_metric"].clone();
+    let sources: Vec<String> = ["functions", "shared"]
+        .iter()
+        .flat_map(|dir| rust_sources(dir))
+        .collect();
+    let metrics =
+        tf("infra/modules/monitoring/main.tf")["resource"]["google_logging_metric"].clone();
     let message = regex::Regex::new(r#"jsonPayload\.message = \\?"([^"\\]+)\\?""#).unwrap();
     let field = regex::Regex::new(r"jsonPayload\.(\w+)").unwrap();
     for (name, metric) in metrics.as_object().unwrap() {
         let filter = text(&metric["filter"]);
-        let wanted = &message.captures(filter).unwrap_or_else(|| panic!("{name}: no message in {filter}"))[1];
+        let wanted = &message
+            .captures(filter)
+            .unwrap_or_else(|| panic!("{name}: no message in {filter}"))[1];
         let calls: Vec<String> = sources
             .iter()
             .flat_map(|source| tracing_calls(source))
@@ -96,7 +130,9 @@ fn log_metrics_read_fields_the_code_emits() {
                 continue;
             }
             assert!(
-                calls.iter().any(|call| fields_of(call).iter().any(|f| camel_case(f) == json_field)),
+                calls
+                    .iter()
+                    .any(|call| fields_of(call).iter().any(|f| camel_case(f) == json_field)),
                 "{name}: jsonPayload.{json_field} is not a field of the {wanted:?} log call"
             );
         }
