@@ -9,7 +9,8 @@
 # runtime images (distroless cc-debian12, debian:bookworm-slim) provide. A static
 # musl build needs the musl Rust target, which cannot be installed on machines
 # without rustup downloads; the distroless `cc` image carries the few shared
-# libraries (libc, libgcc_s) the binaries need.
+# libraries (libc, libgcc_s) the binaries need. Not `--locked`: Cargo.lock is
+# shared by concurrent work and may carry entries cargo would prune.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ $# -ge 1 ] || { echo "usage: $0 OUT_DIR [FUNCTION...]" >&2; exit 2; }
@@ -23,7 +24,7 @@ for function in "$@"; do
     [ -f "functions/$function/Cargo.toml" ] || { echo "no function crate functions/$function" >&2; exit 2; }
     packages+=(-p "zapfn-$function")
 done
-cargo build --release --locked "${packages[@]}"
+cargo build --release "${packages[@]}"
 mkdir -p "$out"
 for function in "$@"; do
     cp "${CARGO_TARGET_DIR:-target}/release/zapfn-$function" "$out/"
