@@ -150,7 +150,18 @@ impl Dispatcher {
         for pause in [0, 50, 200, 1000] {
             tokio::time::sleep(Duration::from_millis(pause)).await;
             match self.store.record_sent(id, wamid).await {
-                Ok(()) => return Settlement::Ack,
+                Ok(()) => {
+                    // Read by the `messages-sent` and `message-latency` log metrics (infra/).
+                    let latency_ms =
+                        chrono::Utc::now().timestamp_millis() - delivery.first_attempt_at_ms;
+                    tracing::info!(
+                        message_id = id,
+                        latency_ms,
+                        attempt = delivery.attempt,
+                        "sent"
+                    );
+                    return Settlement::Ack;
+                }
                 Err(error) => {
                     tracing::error!(message_id = id, wamid, %error, "sent but not recorded yet")
                 }
