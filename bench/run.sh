@@ -11,6 +11,8 @@
 #   5. dispatch:          sandbox-accepted sends/s with WA_RATE_LIMIT=1000,
 #                         sampled from the store during and after step 4
 #   6. startup:           cold start to first /healthz 200, idle RSS
+#   7. media:             thumbnail of a ≈ 5 MB JPEG, OCR per image, real-time
+#                         factor of transcribing a 30 s voice note (zapfn-bench media)
 #
 # Each zapfn run gets a fresh data directory. Results: a markdown table on
 # stdout and in bench/out/results.md. Everything listens on 127.0.0.1 only,
@@ -213,6 +215,11 @@ env -i PATH="$PATH" RUST_LOG=warn WA_APP_SECRET="$SECRET" timeout 120 "$BENCH" s
 RSS_MIB=$(calc "$(val idle_rss_kib "$U") / 1024" 1)
 COLD_MS=$(val cold_start_ms "$U")
 
+# ---- 7. media ------------------------------------------------------------------------------
+log "media: 320 px WebP thumbnail of a ≈ 5 MB JPEG, OCR per image, transcription of a 30 s voice note (median of 5)"
+M=$TMP/media.txt
+timeout 600 "$BENCH" media --runs 5 >"$M" || die "zapfn-bench media failed (are ffmpeg, tesseract, pocketsphinx, espeak-ng and ImageMagick installed?)"
+
 # ---- results -----------------------------------------------------------------------------------
 ms() { calc "$1 / 1000" 2; }
 W_CONSISTENT=$(verdict "$W_OK <= $W_ROWS && $W_ROWS <= $W_OK + $W_UNANSWERED && $W_OTHER == 0 && $W_REPEATS == 0")
@@ -240,6 +247,9 @@ RESULTS=$OUT/results.md
     echo "| Dispatch end to end (sandbox-accepted), WA_RATE_LIMIT=$DISPATCH_LIMIT | $(num "$D_RPS") sends/s $D_NOTE | = $DISPATCH_LIMIT/s (the limit) | | $(verdict "$D_RPS >= 0.95 * $DISPATCH_LIMIT && $D_RPS <= 1.05 * $DISPATCH_LIMIT && $D_SPAN_MS >= 1000") |"
     echo "| \`zapfn dev\` idle RSS (2 s after start) | $RSS_MIB MiB | < 30 MiB | | $(verdict "$RSS_MIB < 30") |"
     echo "| Cold start to first 200 on /healthz (fresh data dir) | $COLD_MS ms median ($(val cold_start_all_ms "$U") ms) | < 20 ms | | $(verdict "$COLD_MS < 20") |"
+    echo "| Thumbnail: decode a $(calc "$(val photo_bytes "$M") / 1048576" 1) MiB 4000×3000 JPEG, 320 px WebP | $(val thumbnail_ms "$M") ms | — | | |"
+    echo "| OCR (Tesseract por+eng, one thread) per image | $(val ocr_sign_ms "$M") ms for a 1200×400 sign; $(val ocr_photo_ms "$M") ms for the 4000×3000 photo | — | | |"
+    echo "| Transcription of a $(val voice_seconds "$M") s voice note (FFmpeg to 16 kHz + PocketSphinx) | real-time factor $(val transcription_rtf "$M") ($(val voice_convert_ms "$M") + $(val voice_recognise_ms "$M") ms) | < 1 | | $(verdict "$(val transcription_rtf "$M") < 1") |"
     echo
     echo "During the webhook run, zapfn's threads used (% of one core): $W_CPU; $(num "$W_OUTBOX") outbox events were still waiting for consumers at the end."
 } >"$RESULTS"

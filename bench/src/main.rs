@@ -5,6 +5,7 @@
 mod count;
 mod dispatch;
 mod hello;
+mod media;
 mod payloads;
 mod probe;
 mod rate;
@@ -38,6 +39,8 @@ enum Command {
     Dispatch(dispatch::Args),
     /// Wait until a URL answers 200 (bounded by --timeout-ms).
     Wait(probe::Args),
+    /// Thumbnail, OCR and transcription times on media made with real tools.
+    Media(media::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -49,5 +52,6 @@ fn main() -> anyhow::Result<()> {
         Command::Count(args) => count::run(&args),
         Command::Dispatch(args) => dispatch::run(&args),
         Command::Wait(args) => probe::run(&args),
+        Command::Media(args) => media::run(&args),
     }
 }
