@@ -42,8 +42,26 @@
 //! - JSON kept as it came (raw objects, bodies, payloads, media, errors) is a
 //!   JSON string field, so it round-trips byte for byte.
 //!
-//! Queries and the composite indexes they need are listed, with reasons, in
-//! `indexes.json` next to this crate's `Cargo.toml`.
+//! # Queries and indexes
+//!
+//! Most reads are gets by id. The queries, and the composite indexes they need
+//! (listed with reasons in `indexes.json` next to this crate's `Cargo.toml`,
+//! in the Firebase CLI format that `infra/` turns into Terraform):
+//!
+//! | query | index |
+//! |---|---|
+//! | claim: `outbox` where `topic ==`, `head == true`, `due_at_ms <= now`, by `created_at_ms`, `due_at_ms` | composite (topic, head, created_at_ms, due_at_ms) |
+//! | a conversation's messages: `messages` where `conversation_id ==`, by `timestamp desc`, `id desc` | composite |
+//! | one number's conversations: by `last_message_at desc`, `id desc` | composite |
+//! | all conversations (collection group, `store ==` prefix), optionally `wa_id ==` | two composites |
+//! | status histories: `status_events` where `subject in [...]` | automatic single-field |
+//! | leased events (`release_leases`), pending per topic (`queue_depths`) | automatic single-field |
+//!
+//! `fieldOverrides` there exempt the large JSON text fields from single-field
+//! indexing: they are never queried, and indexing them costs a write each.
+//!
+//! Collection-group queries run from the database root (the emulator runs them
+//! nowhere else) and keep to this store through the `store` field.
 //!
 //! # Limits
 //!

@@ -165,3 +165,124 @@ pub(crate) struct ApiKeyDoc {
     #[serde(default)]
     pub revoked_at: Option<i64>,
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{json, Value};
+
+    use super::*;
+    use crate::layout::collections;
+
+    /// The field names of one document of each collection (every option set).
+    fn fields_of(collection: &str) -> Vec<String> {
+        let some = || Some("x".to_owned());
+        let value = match collection {
+            collections::MESSAGES => serde_json::to_value(MessageDoc {
+                id: "m".into(),
+                wamid: some(),
+                conversation_id: some(),
+                phone_number_id: "p".into(),
+                direction: "inbound".into(),
+                message_type: some(),
+                from: some(),
+                to: some(),
+                text: some(),
+                media: some(),
+                context: some(),
+                status: "received".into(),
+                errors: some(),
+                raw: some(),
+                idempotency_key: some(),
+                dispatch_started_at: Some(1),
+                timestamp: 1,
+                created_at: 1,
+                updated_at: 1,
+            }),
+            collections::CONVERSATIONS => serde_json::to_value(ConversationDoc {
+                id: "c".into(),
+                store: "zapfn".into(),
+                phone_number_id: "p".into(),
+                wa_id: "w".into(),
+                contact_name: some(),
+                last_inbound_at: Some(1),
+                last_message_at: 1,
+                created_at: 1,
+                updated_at: 1,
+            }),
+            collections::OUTBOX => serde_json::to_value(EventDoc {
+                topic: "t".into(),
+                ordering_key: some(),
+                key_seq: Some(0),
+                payload: "{}".into(),
+                attempts: 0,
+                available_at_ms: 1,
+                leased_until_ms: 0,
+                due_at_ms: 1,
+                head: true,
+                last_error: some(),
+                created_at_ms: 1,
+                first_attempt_at_ms: Some(1),
+            }),
+            collections::STATUS_EVENTS => serde_json::to_value(StatusEventDoc {
+                subject: "s".into(),
+                status: "sent".into(),
+                timestamp: 1,
+                errors: some(),
+                raw: some(),
+                received_at: 1,
+            }),
+            collections::RAW_EVENTS => serde_json::to_value(RawEventDoc {
+                phone_number_id: some(),
+                kind: "errors".into(),
+                raw: "{}".into(),
+                received_at: 1,
+            }),
+            collections::DEAD_LETTERS => serde_json::to_value(DeadLetterDoc {
+                topic: "t".into(),
+                ordering_key: some(),
+                payload: "{}".into(),
+                attempts: 1,
+                last_error: some(),
+                created_at_ms: 1,
+                dead_at_ms: 1,
+            }),
+            other => {
+                panic!("indexes.json names collection {other:?}, which this store does not have")
+            }
+        };
+        match value.unwrap() {
+            Value::Object(fields) => fields.keys().cloned().collect(),
+            other => panic!("{other}"),
+        }
+    }
+
+    #[test]
+    fn indexes_json_names_fields_the_documents_have() {
+        let declared: Value = serde_json::from_str(include_str!("../indexes.json")).unwrap();
+        let indexes = declared["indexes"].as_array().unwrap();
+        assert!(!indexes.is_empty());
+        for index in indexes {
+            let fields = fields_of(index["collectionGroup"].as_str().unwrap());
+            assert!(
+                ["COLLECTION", "COLLECTION_GROUP"].contains(&index["queryScope"].as_str().unwrap())
+            );
+            assert!(
+                index["why"].as_str().is_some_and(|why| !why.is_empty()),
+                "{index}"
+            );
+            let paths = index["fields"].as_array().unwrap();
+            assert!(paths.len() >= 2, "composite: {index}");
+            for field in paths {
+                let path = field["fieldPath"].as_str().unwrap();
+                assert!(fields.iter().any(|f| f == path), "{path} in {index}");
+                assert!([json!("ASCENDING"), json!("DESCENDING")].contains(&field["order"]));
+            }
+        }
+        for exemption in declared["fieldOverrides"].as_array().unwrap() {
+            let fields = fields_of(exemption["collectionGroup"].as_str().unwrap());
+            let path = exemption["fieldPath"].as_str().unwrap();
+            assert!(fields.iter().any(|f| f == path), "{exemption}");
+            assert_eq!(exemption["indexes"], json!([]), "{exemption}");
+        }
+    }
+}
