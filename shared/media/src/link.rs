@@ -148,6 +148,12 @@ pub fn check_url(url: &Url, allow_private: bool) -> Result<(), LinkError> {
     }
 }
 
+/// Checks a link as text (see [`check_url`]): what can be refused before any DNS lookup.
+pub fn check_link(link: &str, allow_private: bool) -> Result<(), LinkError> {
+    let url = Url::parse(link).map_err(|e| LinkError::Refused(format!("not a valid link: {e}")))?;
+    check_url(&url, allow_private)
+}
+
 fn blocked(host: &str, ip: IpAddr, reason: &str) -> LinkError {
     LinkError::Refused(format!(
         "{host} resolves to {ip}, {reason}: media links must point to public hosts"
@@ -231,10 +237,8 @@ impl LinkFetcher {
 
     /// GETs `link`, refusing bodies over `max_bytes` without reading them whole.
     pub async fn fetch(&self, link: &str, max_bytes: u64) -> Result<Fetched, LinkError> {
-        let url =
-            Url::parse(link).map_err(|e| LinkError::Refused(format!("not a valid link: {e}")))?;
-        check_url(&url, self.allow_private)?;
-        let mut response = self.client.get(url).send().await.map_err(request_error)?;
+        check_link(link, self.allow_private)?;
+        let mut response = self.client.get(link).send().await.map_err(request_error)?;
         let status = response.status();
         if !status.is_success() {
             let message = format!("the link answered HTTP {status}");
