@@ -41,6 +41,8 @@ pub(crate) struct Item {
     unavailable: u32,
     /// How long a URL works (the sandbox's default unless seeded otherwise).
     url_ttl: Option<Duration>,
+    /// Downloads served.
+    downloads: u32,
 }
 
 /// A handed-out download URL.
@@ -63,6 +65,8 @@ pub struct SandboxMedia {
     pub mime_type: String,
     /// Lower-case hex SHA-256.
     pub sha256: String,
+    /// How many times its bytes were downloaded.
+    pub downloads: u32,
 }
 
 impl Sandbox {
@@ -73,6 +77,7 @@ impl Sandbox {
             sha256: sha256_hex(&item.bytes),
             bytes: item.bytes.clone(),
             mime_type: item.mime_type.clone(),
+            downloads: item.downloads,
         })
     }
 
@@ -170,6 +175,7 @@ pub(crate) async fn upload(
         expired_urls: 0,
         unavailable: 0,
         url_ttl: None,
+        downloads: 0,
     });
     tracing::info!(media_id = %id, "sandbox stored an upload");
     Json(json!({ "id": id })).into_response()
@@ -298,6 +304,7 @@ pub(crate) async fn download(
         item.unavailable -= 1;
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     }
+    item.downloads += 1;
     let bytes = if item.corrupt {
         corrupted(&item.bytes)
     } else {
@@ -376,6 +383,7 @@ pub(crate) async fn seed(
         expired_urls: seed.expired_urls,
         unavailable: seed.unavailable,
         url_ttl: seed.url_ttl_ms.map(Duration::from_millis),
+        downloads: 0,
     });
     let mut answer = answer;
     answer["id"] = json!(id);
