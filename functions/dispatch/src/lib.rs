@@ -12,6 +12,7 @@
 //!   (zapfn puts its message id in `biz_opaque_callback_data`, which Meta echoes).
 
 mod limiter;
+mod media;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,6 +24,7 @@ use zapfn_whatsapp::errors::ErrorClass;
 use zapfn_whatsapp::graph::{CallError, GraphClient};
 
 pub use limiter::Buckets;
+pub use media::MediaUploads;
 
 /// Longest a send waits in-process for its number's rate slot before yielding.
 const MAX_INLINE_WAIT: Duration = Duration::from_secs(2);
@@ -31,6 +33,7 @@ const MAX_INLINE_WAIT: Duration = Duration::from_secs(2);
 pub struct Dispatcher {
     store: Arc<dyn Store>,
     graph: GraphClient,
+    media: MediaUploads,
     per_number: Buckets,
     per_recipient: Buckets,
     max_attempts: u32,
@@ -63,6 +66,12 @@ impl Dispatcher {
         Dispatcher {
             store: context.store.clone(),
             graph: context.graph.clone(),
+            media: MediaUploads::new(
+                context.store.clone(),
+                context.blobs.clone(),
+                context.graph.clone(),
+                config.allow_private_media_hosts,
+            ),
             per_number: Buckets::new(
                 config.rate_limit,
                 Duration::from_secs(1) / config.rate_limit,
@@ -111,6 +120,11 @@ impl Dispatcher {
             }
             tracing::warn!(message_id = %message.id, "an earlier send got no answer and no status webhook; sending again");
         }
+        // Media by link or stored object is uploaded to Meta first and sent by id.
+        let body = match self.media.prepare(&message).await {
+            Ok(body) => body,
+            Err(error) => return self.failed(&message.id, None, error, delivery).await,
+        };
         let recipient_key = message
             .to
             .as_ref()
@@ -128,7 +142,7 @@ impl Dispatcher {
         if let Err(error) = self.store.mark_dispatching(&message.id).await {
             return self.retry(delivery, error.to_string());
         }
-        let body = with_callback_data(message.body, &message.id);
+        let body = with_callback_data(body, &message.id);
         match self
             .graph
             .send_message(&message.phone_number_id, &body)
