@@ -85,6 +85,7 @@ async fn send_message(
         )
     })?;
     let request = send::validate(&body).map_err(MetaError::from)?;
+    refuse_private_links(&body, context.config.allow_private_media_hosts)?;
     let group = body.get("recipient_type").and_then(Value::as_str) == Some("group");
     if request.needs_service_window && !group {
         if let Some(to) = &request.to {
@@ -128,6 +129,18 @@ async fn send_message(
         );
     }
     Ok(response)
+}
+
+/// 400 for a media link to a literal private, loopback or metadata address (host
+/// names are resolved and checked when the dispatcher fetches the link).
+fn refuse_private_links(body: &Value, allow_private: bool) -> Result<(), MetaError> {
+    for slot in zapfn_media::outbound::slots(body) {
+        if let zapfn_media::outbound::Source::Link(link) = &slot.source {
+            zapfn_media::link::check_link(link, allow_private)
+                .map_err(|error| MetaError::invalid(slot.field(), error.to_string()))?;
+        }
+    }
+    Ok(())
 }
 
 /// 422 unless the customer wrote within the last 24 hours.
