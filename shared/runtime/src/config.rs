@@ -4,6 +4,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::backends::Backends;
+
 /// Settings shared by every function.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -53,6 +55,8 @@ pub struct Config {
     /// Let outbound media links reach loopback and private addresses
     /// (`ZAPFN_ALLOW_PRIVATE_MEDIA_HOSTS=1`; tests and local development only).
     pub allow_private_media_hosts: bool,
+    /// Store, blob store, event bus and task queue backends (`ZAPFN_STORE`, ...).
+    pub backends: Backends,
 }
 
 /// Secret used to sign sandbox webhooks when `WA_APP_SECRET` is unset in sandbox mode.
@@ -155,6 +159,7 @@ impl Config {
                 .is_some_and(|v| v.eq_ignore_ascii_case("full")),
             allow_private_media_hosts: lookup("ZAPFN_ALLOW_PRIVATE_MEDIA_HOSTS")
                 .is_some_and(|v| matches!(v.trim(), "1" | "true")),
+            backends: Backends::from_lookup(&lookup)?,
         })
     }
 

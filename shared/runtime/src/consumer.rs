@@ -9,6 +9,8 @@ use tokio::sync::{watch, Notify, Semaphore};
 use tokio::task::JoinSet;
 use zapfn_store::{Delivery, Store};
 
+use crate::backends::StoreBackend;
+use crate::relay::{Relay, INLINE_BUDGET};
 use crate::{fan_out, Context, Subscription};
 
 /// How long a delivery is reserved for one handler run.
@@ -16,18 +18,22 @@ const LEASE: Duration = Duration::from_secs(60);
 /// Longest sleep between looks at the outbox when no commit wakes us.
 const IDLE_POLL: Duration = Duration::from_millis(200);
 
-/// Running consumers; stop them with [`Consumers::shutdown`].
+/// Running consumers (and the outbox relay, if any); stop them with [`Consumers::shutdown`].
 pub struct Consumers {
     stop: watch::Sender<bool>,
     tasks: JoinSet<()>,
+    relay: Option<tokio::task::JoinHandle<()>>,
 }
 
-/// Releases leases a dead process left behind, then starts one consumer loop per subscription.
+/// Releases leases a dead process left behind, then starts one consumer loop per
+/// subscription. Leases are released only in a store of this process's own
+/// (SQLite): in a shared store other instances' leases are live.
 pub async fn start(
     context: &Context,
     subscriptions: Vec<Subscription>,
 ) -> anyhow::Result<Consumers> {
-    if !subscriptions.is_empty() {
+    let own_store = context.config.backends.store == StoreBackend::Sqlite;
+    if own_store && !subscriptions.is_empty() {
         let released = context.store.release_leases().await?;
         if released > 0 {
             tracing::warn!(
@@ -43,11 +49,23 @@ pub async fn start(
         let published = context.published.clone();
         tasks.spawn(consume(store, published, subscription, stopped.clone()));
     }
-    Ok(Consumers { stop, tasks })
+    Ok(Consumers {
+        stop,
+        tasks,
+        relay: None,
+    })
 }
 
 impl Consumers {
-    /// Stops leasing new events and waits up to `grace` for handlers in flight.
+    /// Also runs `relay`'s background loop, woken by `published`; it stops last,
+    /// after a final flush of what the drained requests and handlers wrote.
+    pub fn with_relay(mut self, relay: Arc<Relay>, published: Arc<Notify>) -> Consumers {
+        self.relay = Some(relay.spawn(published, self.stop.subscribe()));
+        self
+    }
+
+    /// Stops leasing new events and waits up to `grace` for handlers in flight,
+    /// then for the relay's last flush.
     pub async fn shutdown(mut self, grace: Duration) {
         let _ = self.stop.send(true);
         let all = async { while self.tasks.join_next().await.is_some() {} };
@@ -55,6 +73,16 @@ impl Consumers {
             tracing::warn!(
                 "event handlers still running at shutdown; their events will be redelivered"
             );
+        }
+        if let Some(relay) = self.relay {
+            if tokio::time::timeout(INLINE_BUDGET + Duration::from_secs(1), relay)
+                .await
+                .is_err()
+            {
+                tracing::warn!(
+                    "relay still forwarding at shutdown; the next sweep forwards the rest"
+                );
+            }
         }
     }
 }

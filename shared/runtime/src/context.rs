@@ -8,6 +8,7 @@ use zapfn_store::sqlite::{Durability, SqliteOptions, SqliteStore};
 use zapfn_store::Store;
 use zapfn_whatsapp::graph::{GraphClient, GraphConfig};
 
+use crate::backends::{BlobBackend, StoreBackend};
 use crate::Config;
 
 /// Shared handles; cheap to clone.
@@ -23,28 +24,62 @@ pub struct Context {
 }
 
 impl Context {
-    /// Opens the embedded backends named by `config`.
-    pub fn open(config: Config) -> anyhow::Result<Context> {
-        let options = SqliteOptions {
-            durability: if config.sqlite_full_sync {
-                Durability::Power
-            } else {
-                Durability::Process
-            },
-            max_attempts: config.max_attempts,
-            max_retry_age: config.max_retry_age,
+    /// Connects the backends `config.backends` names: SQLite or Firestore or
+    /// PostgreSQL, a local directory or Cloud Storage.
+    pub async fn connect(config: Config) -> anyhow::Result<Context> {
+        let embedded = config.backends.store == StoreBackend::Sqlite
+            && config.backends.blobs == BlobBackend::Local;
+        if embedded {
+            return Context::open(config);
+        }
+        let (store, published): (Arc<dyn Store>, _) = match &config.backends.store {
+            StoreBackend::Sqlite => {
+                let store = SqliteStore::open(config.database_path(), sqlite_options(&config))?;
+                let published = store.published();
+                (Arc::new(store), published)
+            }
+            StoreBackend::Postgres { url } => {
+                let options = zapfn_store_postgres::PostgresOptions {
+                    max_attempts: config.max_attempts,
+                    max_retry_age: config.max_retry_age,
+                    ..Default::default()
+                };
+                let store = zapfn_store_postgres::PostgresStore::connect(url, options).await?;
+                (Arc::new(store), Arc::default())
+            }
+            StoreBackend::Firestore { .. } => {
+                anyhow::bail!(
+                    "ZAPFN_STORE=firestore: the Firestore store is not wired into this build yet"
+                )
+            }
         };
-        let store = SqliteStore::open(config.database_path(), options)?;
+        let blobs: Arc<dyn BlobStore> = match &config.backends.blobs {
+            BlobBackend::Local => Arc::new(LocalBlobStore::new(config.media_dir())),
+            BlobBackend::Gcs {
+                bucket,
+                signing_key_file,
+            } => {
+                let key = signing_key_file
+                    .as_deref()
+                    .map(zapfn_cloud::storage::SigningKey::from_file)
+                    .transpose()?;
+                Arc::new(zapfn_cloud::storage::GcsBlobStore::connect(bucket.clone(), key).await?)
+            }
+        };
+        Ok(Context {
+            graph: graph_client(&config),
+            config: Arc::new(config),
+            store,
+            blobs,
+            published,
+        })
+    }
+
+    /// Opens the embedded backends: SQLite and a local blob directory.
+    pub fn open(config: Config) -> anyhow::Result<Context> {
+        let store = SqliteStore::open(config.database_path(), sqlite_options(&config))?;
         let published = store.published();
-        let graph = GraphClient::new(GraphConfig {
-            base_url: config.graph_url.clone(),
-            api_version: config.api_version.clone(),
-            access_token: config
-                .access_token
-                .clone()
-                .unwrap_or_else(|| "sandbox-token".into()),
-            timeout: config.graph_timeout,
-        });
+        let graph = graph_client(&config);
         let blobs = Arc::new(LocalBlobStore::new(config.media_dir()));
         Ok(Context {
             config: Arc::new(config),
@@ -54,4 +89,28 @@ impl Context {
             published,
         })
     }
+}
+
+fn sqlite_options(config: &Config) -> SqliteOptions {
+    SqliteOptions {
+        durability: if config.sqlite_full_sync {
+            Durability::Power
+        } else {
+            Durability::Process
+        },
+        max_attempts: config.max_attempts,
+        max_retry_age: config.max_retry_age,
+    }
+}
+
+fn graph_client(config: &Config) -> GraphClient {
+    GraphClient::new(GraphConfig {
+        base_url: config.graph_url.clone(),
+        api_version: config.api_version.clone(),
+        access_token: config
+            .access_token
+            .clone()
+            .unwrap_or_else(|| "sandbox-token".into()),
+        timeout: config.graph_timeout,
+    })
 }

@@ -7,6 +7,7 @@
 //! `Router` plus async event handlers, testable without a server.
 
 pub mod auth;
+pub mod backends;
 pub mod config;
 pub mod consumer;
 pub mod context;
@@ -17,24 +18,33 @@ pub mod limits;
 pub mod listen;
 pub mod logging;
 pub mod problem;
+pub mod push;
+pub mod relay;
 pub mod retry;
 pub mod server;
+pub mod service;
 
 pub use config::Config;
 pub use context::Context;
 pub use function::{Function, Subscription};
 pub use problem::Problem;
 
-/// Runs one function as its own service: reads the configuration, starts its
-/// event consumers and serves its routes (plus `/healthz`) on `$PORT`.
+/// Runs one function as its own service: reads the configuration, connects its
+/// backends, serves its routes (plus `/healthz`, push routes and `/_relay` when
+/// its bus or task queue is remote) on `$PORT`, and runs its embedded consumers
+/// and outbox relay.
 pub async fn run_function(build: fn(&Context) -> Function) -> anyhow::Result<()> {
     logging::init();
     let config = Config::from_env()?;
-    let context = Context::open(config)?;
+    let context = Context::connect(config).await?;
     auth::store_bootstrap_key(&context).await?;
     let function = build(&context);
     tracing::info!(function = function.name, "starting");
-    let consumers = consumer::start(&context, function.subscriptions).await?;
-    let router = function.router.merge(health::router(context.clone()));
-    server::serve(router, context.config.listen_addr(), consumers).await
+    let service = service::assemble(&context, function).await?;
+    server::serve(
+        service.router,
+        context.config.listen_addr(),
+        service.consumers,
+    )
+    .await
 }

@@ -1,0 +1,246 @@
+//! The outbox relay: when the bus or the task queue is remote, events written
+//! to the store's outbox (in the transaction of the data they describe) are
+//! leased here and forwarded — `dispatch` to Cloud Tasks, every other topic to
+//! Pub/Sub — and acknowledged in the outbox only after Google accepted them.
+//! Forwarding failures defer the event (never dead-letter it: it was not
+//! delivered yet); a crash mid-forward lets the lease lapse and another relay
+//! forwards it again (handlers are idempotent, task names dedupe).
+//!
+//! Cloud Run throttles CPU once a response is sent, so a relay that ran only in
+//! the background could sit idle with events waiting. Three triggers:
+//! 1. [`flush_after_writes`]: each non-GET request that succeeded flushes before
+//!    its response goes out (bounded by [`INLINE_BUDGET`]);
+//! 2. a background loop (every [`SWEEP_INTERVAL`], and on SQLite commits),
+//!    useful with CPU always allocated and in `zapfn dev`-like setups;
+//! 3. `POST /_relay`, which Cloud Scheduler calls (the safety net for events
+//!    whose inline flush failed or whose instance died after its commit).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{Request, State};
+use axum::http::Method;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use serde::Serialize;
+use tokio::sync::{watch, Notify};
+use tokio::task::JoinHandle;
+use zapfn_cloud::pubsub::PubSubBus;
+use zapfn_cloud::tasks::{CloudTasksQueue, TaskTarget};
+use zapfn_store::{topics, Delivery, Settlement, Store};
+
+use crate::backends::{BusBackend, TaskBackend};
+use crate::Context;
+
+/// Topics that go to Pub/Sub when the bus is remote.
+pub const BUS_TOPICS: [&str; 4] = [
+    topics::MESSAGES,
+    topics::STATUSES,
+    topics::MEDIA,
+    topics::TRANSCRIPTS,
+];
+/// Events leased per claim.
+const BATCH: usize = 100;
+/// How long a relay holds events it is forwarding.
+const LEASE: Duration = Duration::from_secs(30);
+/// When a forward failed, the next try.
+const RETRY_AFTER: Duration = Duration::from_secs(5);
+/// Longest a request waits for its inline flush.
+pub const INLINE_BUDGET: Duration = Duration::from_secs(2);
+/// Longest one `/_relay` sweep runs.
+const SWEEP_BUDGET: Duration = Duration::from_secs(20);
+/// The background loop's period when no commit wakes it.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Where a topic's events go.
+#[derive(Clone)]
+enum Destination {
+    PubSub(Arc<PubSubBus>),
+    Tasks(Arc<CloudTasksQueue>),
+}
+
+/// Forwards outbox events of the remote topics.
+pub struct Relay {
+    store: Arc<dyn Store>,
+    routes: Vec<(&'static str, Destination)>,
+}
+
+/// What one flush did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Flushed {
+    pub forwarded: usize,
+    pub failed: usize,
+}
+
+impl Relay {
+    /// The relay for `context`'s backends; None when everything is embedded.
+    pub async fn connect(context: &Context) -> anyhow::Result<Option<Arc<Relay>>> {
+        let backends = &context.config.backends;
+        let mut routes = Vec::new();
+        if let BusBackend::PubSub { topic_prefix } = &backends.bus {
+            let bus =
+                Arc::new(PubSubBus::connect(backends.project_id.clone(), topic_prefix).await?);
+            routes.extend(BUS_TOPICS.map(|topic| (topic, Destination::PubSub(bus.clone()))));
+        }
+        if let TaskBackend::CloudTasks {
+            queue,
+            target_url,
+            service_account,
+        } = &backends.tasks
+        {
+            let tasks = CloudTasksQueue::connect(TaskTarget {
+                queue: queue.clone(),
+                url: target_url.clone(),
+                oidc_service_account: service_account.clone(),
+                oidc_audience: backends
+                    .push_auth
+                    .as_ref()
+                    .map(|auth| auth.audience.clone()),
+            })
+            .await?;
+            routes.push((topics::DISPATCH, Destination::Tasks(Arc::new(tasks))));
+        }
+        Ok((!routes.is_empty()).then(|| {
+            Arc::new(Relay {
+                store: context.store.clone(),
+                routes,
+            })
+        }))
+    }
+
+    /// Forwards waiting events of every remote topic (concurrently per topic)
+    /// until none are due or `budget` runs out.
+    pub async fn flush(&self, budget: Duration) -> Flushed {
+        let deadline = Instant::now() + budget;
+        let runs = self
+            .routes
+            .iter()
+            .map(|(topic, destination)| self.flush_topic(topic, destination, deadline));
+        futures::future::join_all(runs)
+            .await
+            .into_iter()
+            .fold(Flushed::default(), |sum, one| Flushed {
+                forwarded: sum.forwarded + one.forwarded,
+                failed: sum.failed + one.failed,
+            })
+    }
+
+    async fn flush_topic(
+        &self,
+        topic: &str,
+        destination: &Destination,
+        deadline: Instant,
+    ) -> Flushed {
+        let mut flushed = Flushed::default();
+        while Instant::now() < deadline {
+            let events = match self.store.claim(topic, BATCH, LEASE).await {
+                Ok(events) if !events.is_empty() => events,
+                Ok(_) => break,
+                Err(error) => {
+                    tracing::error!(topic, %error, "relay could not lease events");
+                    break;
+                }
+            };
+            let outcomes = forward(destination, topic, &events).await;
+            for (event, outcome) in events.iter().zip(outcomes) {
+                let settlement = match outcome {
+                    Ok(()) => {
+                        flushed.forwarded += 1;
+                        Settlement::Ack
+                    }
+                    Err(error) => {
+                        flushed.failed += 1;
+                        tracing::warn!(topic, event_id = %event.id, %error, "event not forwarded; trying again later");
+                        Settlement::Defer { after: RETRY_AFTER }
+                    }
+                };
+                if let Err(error) = self.store.settle(event, settlement).await {
+                    tracing::error!(topic, event_id = %event.id, %error, "forwarded event not settled; it will be forwarded again");
+                }
+            }
+            if flushed.failed > 0 {
+                break;
+            }
+        }
+        flushed
+    }
+
+    /// Runs [`Relay::flush`] every [`SWEEP_INTERVAL`] and whenever `published`
+    /// fires, until `stop` turns true; then flushes once more.
+    pub fn spawn(
+        self: Arc<Self>,
+        published: Arc<Notify>,
+        mut stop: watch::Receiver<bool>,
+    ) -> JoinHandle<()> {
+        tokio::spawn(async move {
+            while !*stop.borrow() {
+                self.flush(SWEEP_BUDGET).await;
+                tokio::select! {
+                    _ = published.notified() => {}
+                    _ = tokio::time::sleep(SWEEP_INTERVAL) => {}
+                    _ = stop.changed() => {}
+                }
+            }
+            let last = self.flush(INLINE_BUDGET).await;
+            if last.forwarded + last.failed > 0 {
+                tracing::info!(?last, "relay flushed at shutdown");
+            }
+        })
+    }
+}
+
+/// Forwards one claimed batch; one outcome per event.
+async fn forward(
+    destination: &Destination,
+    topic: &str,
+    events: &[Delivery],
+) -> Vec<Result<(), String>> {
+    match destination {
+        Destination::PubSub(bus) => {
+            let outcome = bus
+                .publish(topic, events)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string());
+            vec![outcome; events.len()]
+        }
+        Destination::Tasks(queue) => {
+            futures::future::join_all(events.iter().map(|event| async move {
+                queue
+                    .enqueue(event)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            }))
+            .await
+        }
+    }
+}
+
+/// Middleware: after a non-GET request answered 2xx (it may have written
+/// events), forward them before the response leaves, within [`INLINE_BUDGET`].
+pub async fn flush_after_writes(
+    State(relay): State<Arc<Relay>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let writes = request.method() != Method::GET && request.method() != Method::HEAD;
+    let response = next.run(request).await;
+    if writes && response.status().is_success() {
+        relay.flush(INLINE_BUDGET).await;
+    }
+    response
+}
+
+/// `POST /_relay`: one sweep (Cloud Scheduler's safety net); answers what it did.
+pub fn router(relay: Arc<Relay>) -> Router {
+    Router::new()
+        .route("/_relay", post(sweep))
+        .with_state(relay)
+}
+
+async fn sweep(State(relay): State<Arc<Relay>>) -> Response {
+    Json(relay.flush(SWEEP_BUDGET).await).into_response()
+}
