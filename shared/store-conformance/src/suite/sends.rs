@@ -290,3 +290,23 @@ pub async fn last_inbound_at_is_the_latest_customer_message(backend: Backend) {
         Some(2_000)
     );
 }
+
+pub async fn concurrent_sends_with_one_idempotency_key_make_one_message(backend: Backend) {
+    let store = backend.store().await;
+    let tasks: Vec<_> = (0..10)
+        .map(|i| {
+            let store = store.clone();
+            let send = send_to(Some(MARIA), Some("same-key"), &format!("try {i}"));
+            tokio::spawn(async move { store.enqueue_send(send).await.unwrap() })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for task in tasks {
+        answers.push(task.await.unwrap());
+    }
+    assert_eq!(answers.iter().filter(|a| a.created).count(), 1);
+    assert!(answers.iter().all(|a| a.id == answers[0].id));
+    assert_eq!(drain(&*store, topics::DISPATCH).await.len(), 1);
+    let conversation = conversation_of(&*store, &answers[0].id).await;
+    assert_eq!(messages_of(&*store, &conversation).await.len(), 1);
+}

@@ -262,3 +262,27 @@ pub async fn a_status_with_callback_data_links_a_send_whose_answer_was_lost(back
         Some(wamid.as_str())
     );
 }
+
+pub async fn concurrent_statuses_of_an_unknown_wamid_make_one_placeholder(backend: Backend) {
+    let store = backend.store().await;
+    let wamid = builders::new_wamid();
+    let t = now_secs();
+    let states = ["sent", "delivered", "read", "sent", "delivered", "read"];
+    let tasks: Vec<_> = states
+        .iter()
+        .enumerate()
+        .map(|(i, state)| {
+            let update = status(&wamid, MARIA, state, t + i as i64, None);
+            let store = store.clone();
+            tokio::spawn(async move { store.apply_status(&update).await })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    let placeholder = store.message(&wamid).await.unwrap().unwrap();
+    assert_eq!(placeholder.status, "read", "no status downgraded another");
+    assert_eq!(history(&placeholder).len(), 3, "{placeholder:?}");
+    let conversation = placeholder.conversation_id.unwrap();
+    assert_eq!(messages_of(&*store, &conversation).await.len(), 1);
+}
