@@ -25,6 +25,9 @@ pub enum SpeechChoice {
     PocketSphinx,
     /// Speech-to-Text v1 with `speech_language` and automatic punctuation.
     GoogleSpeech,
+    /// Whisper with the model at `whisper_model` (cargo feature `whisper`).
+    #[cfg(feature = "whisper")]
+    Whisper,
     Off,
 }
 
@@ -35,12 +38,15 @@ pub struct MediaConfig {
     pub ocr: OcrChoice,
     /// `ZAPFN_OCR_LANGUAGES`, Tesseract's `-l` (default `por+eng`).
     pub ocr_languages: String,
-    /// `ZAPFN_SPEECH_ENGINE`: `pocketsphinx`, `google-speech` or `off`.
+    /// `ZAPFN_SPEECH_ENGINE`: `pocketsphinx`, `google-speech`, `whisper` (builds
+    /// with the `whisper` feature; the default when `ZAPFN_WHISPER_MODEL` is set) or `off`.
     pub speech: SpeechChoice,
     /// `ZAPFN_SPEECH_LANGUAGE`, Speech-to-Text's language (default `pt-BR`).
     pub speech_language: String,
     /// `ZAPFN_POCKETSPHINX_MODEL`: a model directory laid out like Debian's en-us one.
     pub pocketsphinx_model: PathBuf,
+    /// `ZAPFN_WHISPER_MODEL`: a whisper.cpp ggml model file.
+    pub whisper_model: Option<PathBuf>,
     /// `ZAPFN_TRANSCRIBE_MAX_SECONDS`: audio beyond this is not transcribed (default 300).
     pub max_transcribe_seconds: u32,
     /// `ZAPFN_MEDIA_TOOL_TIMEOUT_SECONDS`: one tool run or service call (default 120).
@@ -85,16 +91,19 @@ impl MediaConfig {
                 ))
             }
         };
+        let whisper_model = lookup("ZAPFN_WHISPER_MODEL").map(PathBuf::from);
         let speech = match lookup("ZAPFN_SPEECH_ENGINE").as_deref() {
+            None if whisper_model.is_some() => whisper(true)?,
             None if on_cloud_run => SpeechChoice::GoogleSpeech,
             None | Some("pocketsphinx") => SpeechChoice::PocketSphinx,
             Some("google-speech") => SpeechChoice::GoogleSpeech,
+            Some("whisper") => whisper(whisper_model.is_some())?,
             Some("off") => SpeechChoice::Off,
             Some(other) => {
                 return Err(unknown(
                     "ZAPFN_SPEECH_ENGINE",
                     other,
-                    "pocketsphinx, google-speech, off",
+                    "pocketsphinx, google-speech, whisper, off",
                 ))
             }
         };
@@ -119,6 +128,7 @@ impl MediaConfig {
             pocketsphinx_model: lookup("ZAPFN_POCKETSPHINX_MODEL")
                 .unwrap_or_else(|| DEBIAN_EN_US_MODEL.into())
                 .into(),
+            whisper_model,
             max_transcribe_seconds: number("ZAPFN_TRANSCRIBE_MAX_SECONDS", 300)?,
             tool_timeout: Duration::from_secs(
                 number("ZAPFN_MEDIA_TOOL_TIMEOUT_SECONDS", 120)?.into(),
@@ -155,6 +165,23 @@ impl Default for MediaConfig {
     fn default() -> Self {
         MediaConfig::from_lookup(|_| None).expect("the defaults are valid")
     }
+}
+
+/// Whisper, when this build has it and a model is named.
+fn whisper(has_model: bool) -> Result<SpeechChoice, MediaConfigError> {
+    let problem = |problem: &str| MediaConfigError {
+        name: "ZAPFN_WHISPER_MODEL",
+        problem: problem.to_owned(),
+    };
+    if !has_model {
+        return Err(problem("Whisper needs a whisper.cpp ggml model file"));
+    }
+    #[cfg(feature = "whisper")]
+    return Ok(SpeechChoice::Whisper);
+    #[cfg(not(feature = "whisper"))]
+    Err(problem(
+        "Whisper is not in this build (build with --features zapfn-mediatools/whisper)",
+    ))
 }
 
 fn unknown(name: &'static str, value: &str, choices: &str) -> MediaConfigError {
@@ -205,5 +232,19 @@ mod tests {
             "ZAPFN_SPEECH_ENGINE"
         );
         assert!(config(&[("ZAPFN_TRANSCRIBE_MAX_SECONDS", "0")]).is_err());
+    }
+
+    #[test]
+    fn whisper_needs_the_feature_and_a_model() {
+        let with_model = config(&[("ZAPFN_WHISPER_MODEL", "/models/ggml-base.bin")]);
+        let without_model = config(&[("ZAPFN_SPEECH_ENGINE", "whisper")]);
+        assert_eq!(without_model.unwrap_err().name, "ZAPFN_WHISPER_MODEL");
+        #[cfg(feature = "whisper")]
+        assert_eq!(with_model.unwrap().speech, SpeechChoice::Whisper);
+        #[cfg(not(feature = "whisper"))]
+        assert!(with_model
+            .unwrap_err()
+            .problem
+            .contains("--features zapfn-mediatools/whisper"));
     }
 }

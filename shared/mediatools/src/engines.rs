@@ -46,8 +46,13 @@ pub enum OcrEngine {
 
 /// Transcribes speech.
 pub enum SpeechEngine {
-    PocketSphinx { model: Model, limits: Limits },
+    PocketSphinx {
+        model: Model,
+        limits: Limits,
+    },
     GoogleSpeech(Speech),
+    #[cfg(feature = "whisper")]
+    Whisper(crate::whisper::Whisper),
     Off,
 }
 
@@ -121,6 +126,11 @@ impl SpeechEngine {
                     timeout: config.tool_timeout,
                 })
             }
+            #[cfg(feature = "whisper")]
+            SpeechChoice::Whisper => SpeechEngine::Whisper(crate::whisper::Whisper::new(
+                config.whisper_model.clone().unwrap_or_default(),
+                &config.speech_language,
+            )),
             SpeechChoice::Off => SpeechEngine::Off,
         }
     }
@@ -146,6 +156,8 @@ impl SpeechEngine {
                 let bytes = read_file(wav).await?;
                 speech.transcribe(&bytes, duration_s).await.map(Some)
             }
+            #[cfg(feature = "whisper")]
+            SpeechEngine::Whisper(whisper) => whisper.transcribe(wav).await.map(Some),
             SpeechEngine::Off => Ok(None),
         }
     }

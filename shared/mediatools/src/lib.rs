@@ -21,6 +21,8 @@ pub mod processor;
 #[cfg(feature = "samples")]
 pub mod samples;
 pub mod tesseract;
+#[cfg(feature = "whisper")]
+pub mod whisper;
 
 pub use config::MediaConfig;
 pub use engines::{ImageText, OcrEngine, SpeechEngine, Transcript};
