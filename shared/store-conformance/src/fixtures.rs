@@ -9,12 +9,18 @@ use zapfn_store::{
 use zapfn_whatsapp::builders;
 use zapfn_whatsapp::webhook::{self, Notification, StatusUpdate};
 
+/// Webhook fixtures from `fixtures/webhooks`: seven messages over two numbers and
+/// customers, three statuses and a value-level error.
 pub const BATCH_MULTI: &[u8] = include_bytes!("../../../fixtures/webhooks/batch_multi.json");
+/// A message of a type Meta has not documented, with unknown fields.
 pub const UNKNOWN_TYPE: &[u8] =
     include_bytes!("../../../fixtures/webhooks/message_unknown_type.json");
+/// Text with emoji, RTL marks, NUL; a contact name in three scripts.
 pub const UNICODE: &[u8] = include_bytes!("../../../fixtures/webhooks/hostile/unicode.json");
+/// One message delivered twice with different bytes.
 pub const DUPLICATE_A: &[u8] = include_bytes!("../../../fixtures/webhooks/duplicate_a.json");
 pub const DUPLICATE_B: &[u8] = include_bytes!("../../../fixtures/webhooks/duplicate_b.json");
+/// `sent` then `delivered` of `wamid.OUTBOUND0001`.
 pub const STATUS_SENT: &[u8] = include_bytes!("../../../fixtures/webhooks/status_sent.json");
 pub const STATUS_DELIVERED: &[u8] =
     include_bytes!("../../../fixtures/webhooks/status_delivered.json");
@@ -29,10 +35,12 @@ pub const JOAO: &str = "5521988887777";
 /// A lease long enough never to run out during a test.
 pub const LEASE: Duration = Duration::from_secs(60);
 
+/// A webhook body parsed as the webhook function does.
 pub fn parse(body: &[u8]) -> Notification {
     webhook::parse(body).unwrap()
 }
 
+/// A webhook built as JSON, parsed.
 pub fn parse_json(body: &Value) -> Notification {
     parse(body.to_string().as_bytes())
 }
@@ -83,6 +91,7 @@ pub fn send_to(to: Option<&str>, idempotency_key: Option<&str>, body: &str) -> N
     }
 }
 
+/// Now, in Unix seconds.
 pub fn now_secs() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -189,4 +198,29 @@ pub async fn walk_messages(
 /// Every message of a conversation, newest first.
 pub async fn messages_of(store: &dyn Store, conversation_id: &str) -> Vec<MessageView> {
     walk_messages(store, conversation_id, 500).await.0
+}
+
+/// The text of the first `messages[]` object in a fixture, exactly as the file
+/// has it: what a store keeps as the message's raw JSON.
+pub fn first_message_object(fixture: &[u8]) -> &str {
+    let text = std::str::from_utf8(fixture).unwrap();
+    let list = text.find("\"messages\": [").unwrap();
+    let start = list + text[list..].find('{').unwrap();
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for (offset, c) in text[start..].char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if in_string => escaped = true,
+            '"' => in_string = !in_string,
+            '{' if !in_string => depth += 1,
+            '}' if !in_string => {
+                depth -= 1;
+                if depth == 0 {
+                    return &text[start..=start + offset];
+                }
+            }
+            _ => {}
+        }
+    }
+    panic!("unbalanced fixture")
 }

@@ -39,9 +39,10 @@
 //!   whether the test passed or failed.
 //!
 //! The fixtures are Meta-shaped webhooks (`fixtures/webhooks`, built into this
-//! crate) and `zapfn_whatsapp::builders`.
+//! crate) and `zapfn_whatsapp::builders`; [`fixtures`] also serves a backend's
+//! own tests (of its rows, files or documents).
 
-mod fixtures;
+pub mod fixtures;
 pub mod suite;
 
 use std::future::Future;
@@ -232,6 +233,8 @@ macro_rules! conformance_tests {
             conversations_filter_by_phone_number_id_and_wa_id,
             a_cursor_the_api_did_not_give_out_is_invalid,
             api_keys_are_found_by_hash_while_live,
+            revoked_keys_authenticate_nothing_and_are_still_listed,
+            audit_log_keeps_entries_newest_first,
         }
     };
 }

@@ -5,6 +5,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 use zapfn_store::StoreError;
+use zapfn_whatsapp::webhook::{Notification, StatusUpdate};
 
 /// Why a database step failed, before it becomes a [`StoreError`].
 #[derive(Debug)]
@@ -128,9 +129,52 @@ pub(crate) fn new_id(prefix: &str) -> String {
     format!("{prefix}_{}", uuid::Uuid::now_v7().simple())
 }
 
-/// Error text for a `text` column: Postgres text cannot hold NUL.
+/// Text for a `text` column, which cannot hold NUL: each NUL becomes U+FFFD.
+/// Deterministic, so a redelivered webhook still deduplicates.
 pub(crate) fn storable_text(text: &str) -> String {
     text.replace('\0', "\u{FFFD}")
+}
+
+fn make_storable(text: &mut String) {
+    if text.contains('\0') {
+        *text = storable_text(text);
+    }
+}
+
+/// A notification whose identifiers fit `text` columns (message text and
+/// contact names are stored as bytes and keep their NULs).
+pub(crate) fn storable_notification(mut notification: Notification) -> Notification {
+    for message in &mut notification.messages {
+        for field in [
+            &mut message.phone_number_id,
+            &mut message.wamid,
+            &mut message.from,
+            &mut message.message_type,
+        ] {
+            make_storable(field);
+        }
+    }
+    for status in &mut notification.statuses {
+        make_status_storable(status);
+    }
+    for event in &mut notification.events {
+        make_storable(&mut event.kind);
+        event.phone_number_id.iter_mut().for_each(make_storable);
+    }
+    notification
+}
+
+/// A status whose identifiers fit `text` columns.
+pub(crate) fn make_status_storable(status: &mut StatusUpdate) {
+    for field in [
+        &mut status.phone_number_id,
+        &mut status.wamid,
+        &mut status.status,
+    ] {
+        make_storable(field);
+    }
+    status.recipient_id.iter_mut().for_each(make_storable);
+    status.callback_data.iter_mut().for_each(make_storable);
 }
 
 /// Runs a statement (prepared once per connection) and returns its rows.

@@ -30,7 +30,9 @@ use tokio_postgres::NoTls;
 use zapfn_store::*;
 use zapfn_whatsapp::webhook::{Notification, StatusUpdate};
 
-use db::{now_ms, transaction, Failure};
+use db::{
+    make_status_storable, now_ms, storable_notification, storable_text, transaction, Failure,
+};
 
 mod embedded {
     refinery::embed_migrations!("migrations");
@@ -88,7 +90,8 @@ impl PostgresStore {
             {
                 return Err(StoreError::Invalid(format!("schema name {schema:?}")));
             }
-            config.options(format!("-c search_path={schema}"));
+            let given = config.get_options().unwrap_or_default();
+            config.options(format!("{given} -c search_path={schema}"));
         }
         migrate(&config, options.schema.as_deref()).await?;
         let manager = Manager::from_config(
@@ -144,13 +147,16 @@ async fn migrate(config: &tokio_postgres::Config, schema: Option<&str>) -> Resul
 #[async_trait]
 impl Store for PostgresStore {
     async fn ingest(&self, notification: Notification) -> Result<IngestReport> {
+        let notification = storable_notification(notification);
         let now = now_ms();
         transaction!(self.pool, |tx| ingest::ingest(tx, &notification, now))
     }
 
     async fn apply_status(&self, status: &StatusUpdate) -> Result<()> {
+        let mut status = status.clone();
+        make_status_storable(&mut status);
         let now = now_ms();
-        transaction!(self.pool, |tx| messages::apply_status(tx, status, now))
+        transaction!(self.pool, |tx| messages::apply_status(tx, &status, now))
     }
 
     async fn enqueue_send(&self, send: NewOutbound) -> Result<Enqueued> {
@@ -188,7 +194,7 @@ impl Store for PostgresStore {
 
     async fn message(&self, id_or_wamid: &str) -> Result<Option<MessageView>> {
         let client = self.pool.get().await.map_err(Failure::from)?;
-        Ok(reads::message(&client, id_or_wamid).await?)
+        Ok(reads::message(&client, &storable_text(id_or_wamid)).await?)
     }
 
     async fn conversations(&self, query: ConversationQuery) -> Result<Page<Conversation>> {

@@ -10,21 +10,9 @@ use rusqlite::Connection;
 use serde_json::json;
 use tempfile::TempDir;
 use zapfn_store::sqlite::{Durability, SqliteOptions, SqliteStore};
-use zapfn_store::{topics, Delivery, MessageEvent, NewOutbound, Settlement, Store, StoreError};
+use zapfn_store::{topics, MessageEvent, Settlement, Store, StoreError};
+use zapfn_store_conformance::fixtures::*;
 use zapfn_whatsapp::builders;
-use zapfn_whatsapp::webhook::{self, Notification};
-
-const BATCH_MULTI: &[u8] = include_bytes!("../../../fixtures/webhooks/batch_multi.json");
-const UNKNOWN_TYPE: &[u8] = include_bytes!("../../../fixtures/webhooks/message_unknown_type.json");
-const UNICODE: &[u8] = include_bytes!("../../../fixtures/webhooks/hostile/unicode.json");
-
-const PNID: &str = "106540352242922";
-const PNID_2: &str = "106540352242999";
-const MARIA: &str = "5511999990000";
-const JOAO: &str = "5521988887777";
-
-/// A lease long enough never to run out during a test.
-const LEASE: Duration = Duration::from_secs(60);
 
 // ---------------------------------------------------------------- helpers
 
@@ -47,84 +35,6 @@ fn raw_db(path: &Path) -> Connection {
 /// The single integer a `SELECT count(*) ...` (or similar) returns.
 fn count(db: &Connection, sql: &str) -> i64 {
     db.query_row(sql, [], |row| row.get(0)).unwrap()
-}
-
-fn parse(body: &[u8]) -> Notification {
-    webhook::parse(body).unwrap()
-}
-
-/// A notification of text messages `(wamid, timestamp)` from one customer.
-fn texts(phone_number_id: &str, from: &str, messages: &[(&str, i64)]) -> Notification {
-    let messages = messages
-        .iter()
-        .map(|(wamid, timestamp)| {
-            builders::text_message(from, wamid, *timestamp, &format!("text {wamid}"))
-        })
-        .collect();
-    let body = builders::messages_notification(phone_number_id, from, "Customer", messages);
-    parse(body.to_string().as_bytes())
-}
-
-/// A text send from the business number `PNID`.
-fn send_to(to: Option<&str>, idempotency_key: Option<&str>, body: &str) -> NewOutbound {
-    NewOutbound {
-        phone_number_id: PNID.into(),
-        to: to.map(str::to_owned),
-        message_type: "text".into(),
-        preview: Some(body.into()),
-        context_message_id: None,
-        body: json!({ "messaging_product": "whatsapp", "to": to, "type": "text", "text": { "body": body } }),
-        idempotency_key: idempotency_key.map(str::to_owned),
-    }
-}
-
-/// Claims exactly one due event of `topic`.
-async fn claim_one(store: &SqliteStore, topic: &str) -> Delivery {
-    let mut claimed = store.claim(topic, 10, LEASE).await.unwrap();
-    assert_eq!(
-        claimed.len(),
-        1,
-        "expected one due {topic} event, got {claimed:?}"
-    );
-    claimed.remove(0)
-}
-
-/// The `message_id` a `messages` or `dispatch` event names.
-fn event_message_id(delivery: &Delivery) -> String {
-    delivery.payload["message_id"].as_str().unwrap().to_owned()
-}
-
-/// The backlog as `(topic, count)` pairs, in topic order.
-fn pending(depths: &zapfn_store::QueueDepths) -> Vec<(&str, u64)> {
-    depths
-        .pending
-        .iter()
-        .map(|(topic, n)| (topic.as_str(), *n))
-        .collect()
-}
-
-/// The text of the first `messages[]` object in a fixture, exactly as the file has it.
-fn first_message_object(fixture: &[u8]) -> &str {
-    let text = std::str::from_utf8(fixture).unwrap();
-    let list = text.find("\"messages\": [").unwrap();
-    let start = list + text[list..].find('{').unwrap();
-    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
-    for (offset, c) in text[start..].char_indices() {
-        match c {
-            _ if escaped => escaped = false,
-            '\\' if in_string => escaped = true,
-            '"' => in_string = !in_string,
-            '{' if !in_string => depth += 1,
-            '}' if !in_string => {
-                depth -= 1;
-                if depth == 0 {
-                    return &text[start..=start + offset];
-                }
-            }
-            _ => {}
-        }
-    }
-    panic!("unbalanced fixture")
 }
 
 /// The `raw` column of the message with this wamid.
@@ -293,7 +203,18 @@ async fn data_and_pending_events_survive_reopen() {
             .ingest(texts(PNID, MARIA, &[(wamid.as_str(), 10)]))
             .await
             .unwrap();
-        store.put_api_key("ci", "hash").await.unwrap();
+        store
+            .put_api_key(&zapfn_store::ApiKey {
+                name: "ci".into(),
+                key_hash: "hash".into(),
+                scopes: vec![zapfn_store::Scope::Send],
+                phone_number_ids: vec![PNID.into()],
+                rate_per_second: Some(3),
+                created_at: 1,
+                revoked_at: None,
+            })
+            .await
+            .unwrap();
         let sent = store
             .enqueue_send(send_to(Some(MARIA), Some("key"), "hi"))
             .await
@@ -330,8 +251,8 @@ async fn data_and_pending_events_survive_reopen() {
         "queued"
     );
     assert_eq!(
-        store.api_key_name("hash").await.unwrap().as_deref(),
-        Some("ci")
+        store.api_key("hash").await.unwrap().map(|key| key.name),
+        Some("ci".to_owned())
     );
     assert_eq!(store.last_inbound_at(PNID, MARIA).await.unwrap(), Some(10));
     let again = store
