@@ -572,3 +572,33 @@ async fn links_to_private_and_metadata_addresses_are_refused_without_the_flag() 
     );
     system.stop().await;
 }
+
+#[tokio::test]
+async fn a_download_that_keeps_failing_is_recorded_as_failed_when_retries_run_out() {
+    let system = start(&[("ZAPFN_MAX_ATTEMPTS", "2")]).await;
+    let seeded = seed(&system, &photo(), "mime_type=image/jpeg&unavailable=10").await;
+    let wamid = customer_sends(&system, "image", json!({ "id": seeded["id"] })).await;
+
+    let view = media_status(&system, &wamid, "failed").await;
+    let object = &view["media"]["object"];
+    assert_eq!(object["code"], "gave_up");
+    assert_eq!(object["transient"], true);
+    assert!(
+        object["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("gave up after 2 attempts"),
+        "{object}"
+    );
+    let sandbox = system.running.sandbox.as_ref().unwrap();
+    assert_eq!(
+        sandbox
+            .media(seeded["id"].as_str().unwrap())
+            .unwrap()
+            .downloads,
+        2
+    );
+    let (_, health) = system.get("/healthz").await;
+    assert_eq!(health["queues"]["dead_letters"], 1, "{health}");
+    system.stop().await;
+}

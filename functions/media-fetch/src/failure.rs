@@ -44,11 +44,14 @@ impl Failure {
 
     /// The `media.object` value of a message whose fetch failed for good.
     pub fn record(&self, media_id: Option<&str>) -> Value {
-        let code = match self {
-            Failure::Permanent { code, .. } => code,
-            Failure::Transient(_) => "gave_up",
-        };
-        json!({ "status": "failed", "code": code, "reason": self.reason(), "media_id": media_id })
+        match self {
+            Failure::Permanent { code, reason } => {
+                json!({ "status": "failed", "code": code, "reason": reason, "media_id": media_id })
+            }
+            Failure::Transient(reason) => json!({
+                "status": "failed", "code": "gave_up", "transient": true, "reason": reason, "media_id": media_id
+            }),
+        }
     }
 }
 

@@ -41,7 +41,7 @@ pub(crate) struct Item {
     unavailable: u32,
     /// How long a URL works (the sandbox's default unless seeded otherwise).
     url_ttl: Option<Duration>,
-    /// Downloads served.
+    /// Download requests with a live URL (answered 503 or not).
     downloads: u32,
 }
 
@@ -65,7 +65,7 @@ pub struct SandboxMedia {
     pub mime_type: String,
     /// Lower-case hex SHA-256.
     pub sha256: String,
-    /// How many times its bytes were downloaded.
+    /// Download requests with a live URL, including those answered 503.
     pub downloads: u32,
 }
 
@@ -300,11 +300,11 @@ pub(crate) async fn download(
     let Some(item) = store.items.get_mut(&media_id) else {
         return StatusCode::NOT_FOUND.into_response();
     };
+    item.downloads += 1;
     if item.unavailable > 0 {
         item.unavailable -= 1;
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     }
-    item.downloads += 1;
     let bytes = if item.corrupt {
         corrupted(&item.bytes)
     } else {
