@@ -22,6 +22,7 @@ pub(crate) mod collections {
     pub const DEAD_LETTERS: &str = "dead_letters";
     pub const TOPICS: &str = "topics";
     pub const API_KEYS: &str = "api_keys";
+    pub const AUDIT_LOG: &str = "audit_log";
 }
 
 use collections::*;
@@ -188,6 +189,11 @@ impl Layout {
     /// An API key by its hash.
     pub fn api_key(&self, key_hash: &str) -> DocRef {
         self.at_root(API_KEYS, segment(key_hash))
+    }
+
+    /// A new audit log entry.
+    pub fn new_audit_entry(&self) -> DocRef {
+        self.at_root(AUDIT_LOG, random_hex())
     }
 }
 

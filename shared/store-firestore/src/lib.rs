@@ -28,7 +28,8 @@
 //! | `outbox_keys/{id}` | `hash(topic, ordering key)` | the sequence of one ordering key |
 //! | `dead_letters/{id}` | the event's id, or `pushed_{random}` | events given up on |
 //! | `topics/{topic}` | the topic | topics that had events (for `queue_depths`) |
-//! | `api_keys/{id}` | the key hash | API keys |
+//! | `api_keys/{id}` | the key hash | API keys (scopes, numbers, rate, revocation) |
+//! | `audit_log/{id}` | random | the audit log of state-changing API calls (newest first by `at_ms`) |
 //!
 //! - **Partitioned per business number**: a number's messages, conversations
 //!   and status events are its own subcollections; message and conversation
@@ -56,6 +57,7 @@
 //! | all conversations (collection group, `store ==` prefix), optionally `wa_id ==` | two composites |
 //! | status histories: `status_events` where `subject in [...]` | automatic single-field |
 //! | leased events (`release_leases`), pending per topic (`queue_depths`) | automatic single-field |
+//! | keys by name (`revoke_api_key`), audit log by `at_ms desc` | automatic single-field |
 //!
 //! `fieldOverrides` there exempt the large JSON text fields from single-field
 //! indexing: they are never queried, and indexing them costs a write each.
@@ -74,6 +76,7 @@
 //! - Leases and due times use the clock of the process that writes them, as
 //!   in the SQLite store.
 
+mod audit;
 mod error;
 mod ingest;
 mod keys;
@@ -98,9 +101,9 @@ use firestore::{
 };
 use rand::Rng;
 use zapfn_store::{
-    topics, Conversation, ConversationQuery, Delivery, Enqueued, IngestReport, MessageView,
-    NewEvent, NewOutbound, OutboundMessage, Page, PageRequest, QueueDepths, Result, Settlement,
-    Store, StoreError,
+    topics, ApiKey, AuditEntry, Conversation, ConversationQuery, Delivery, Enqueued, IngestReport,
+    MessageView, NewEvent, NewOutbound, OutboundMessage, Page, PageRequest, QueueDepths, Result,
+    Settlement, Store, StoreError,
 };
 use zapfn_whatsapp::webhook::{Notification, StatusUpdate};
 
@@ -494,18 +497,56 @@ impl Store for FirestoreStore {
         outbox::dead_letter_pushed(self.db(), self.layout(), topic, payload, attempts, error).await
     }
 
-    async fn put_api_key(&self, name: &str, key_hash: &str) -> Result<()> {
+    async fn put_api_key(&self, key: &ApiKey) -> Result<()> {
         let layout = self.layout();
         self.transact(move |mut tx| async move {
-            let result = keys::put(&mut tx, layout, name, key_hash).await;
+            let result = keys::put(&mut tx, layout, key).await;
             (tx, result)
         })
         .await
     }
 
-    async fn api_key_name(&self, key_hash: &str) -> Result<Option<String>> {
-        let key = reads::fetch::<ApiKeyDoc>(self.db(), &self.layout().api_key(key_hash)).await?;
-        Ok(key.and_then(|key| keys::live_name(key, key_hash)))
+    async fn api_key(&self, key_hash: &str) -> Result<Option<ApiKey>> {
+        let doc = self.layout().api_key(key_hash);
+        match reads::fetch::<ApiKeyDoc>(self.db(), &doc).await? {
+            Some(key) if key.revoked_at.is_none() && key.key_hash == key_hash => {
+                keys::api_key(key).map(Some)
+            }
+            _ => Ok(None),
+        }
+    }
+
+    async fn revoke_api_key(&self, name: &str) -> Result<usize> {
+        let layout = self.layout();
+        let named = keys::stored(self.db(), layout, Some(name)).await?;
+        if named.is_empty() {
+            return Ok(0);
+        }
+        let hashes = &named
+            .into_iter()
+            .map(|key| key.key_hash)
+            .collect::<Vec<_>>();
+        self.transact(move |mut tx| async move {
+            let result = keys::revoke(&mut tx, layout, name, hashes).await;
+            (tx, result)
+        })
+        .await
+    }
+
+    async fn api_keys(&self) -> Result<Vec<ApiKey>> {
+        let mut all = keys::stored(self.db(), self.layout(), None).await?;
+        all.sort_by(|a, b| {
+            (&a.name, a.created_at, &a.key_hash).cmp(&(&b.name, b.created_at, &b.key_hash))
+        });
+        Ok(all)
+    }
+
+    async fn record_audit(&self, entry: &AuditEntry) -> Result<()> {
+        audit::record(self.db(), self.layout(), entry).await
+    }
+
+    async fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>> {
+        audit::latest(self.db(), self.layout(), limit).await
     }
 
     async fn claim(&self, topic: &str, limit: usize, lease: Duration) -> Result<Vec<Delivery>> {

@@ -6,6 +6,7 @@
 //! An absent optional field is stored as an absent field.
 
 use serde::{Deserialize, Serialize};
+use zapfn_store::AuditEntry;
 
 /// `phone_numbers/{pnid}/messages/{id}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -161,9 +162,56 @@ pub(crate) struct TopicDoc {
 pub(crate) struct ApiKeyDoc {
     pub key_hash: String,
     pub name: String,
+    /// `send`, `read`, `admin`.
+    pub scopes: Vec<String>,
+    /// Business numbers it acts for (`*`: every one).
+    pub phone_number_ids: Vec<String>,
+    #[serde(default)]
+    pub rate_per_second: Option<u32>,
     pub created_at: i64,
     #[serde(default)]
     pub revoked_at: Option<i64>,
+}
+
+/// `audit_log/{random}`: one state-changing API call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct AuditDoc {
+    pub at_ms: i64,
+    pub key_name: String,
+    pub method: String,
+    pub route: String,
+    #[serde(default)]
+    pub target: Option<String>,
+    pub status: u16,
+    pub request_id: String,
+}
+
+impl From<&AuditEntry> for AuditDoc {
+    fn from(entry: &AuditEntry) -> AuditDoc {
+        AuditDoc {
+            at_ms: entry.at_ms,
+            key_name: entry.key_name.clone(),
+            method: entry.method.clone(),
+            route: entry.route.clone(),
+            target: entry.target.clone(),
+            status: entry.status,
+            request_id: entry.request_id.clone(),
+        }
+    }
+}
+
+impl From<AuditDoc> for AuditEntry {
+    fn from(doc: AuditDoc) -> AuditEntry {
+        AuditEntry {
+            at_ms: doc.at_ms,
+            key_name: doc.key_name,
+            method: doc.method,
+            route: doc.route,
+            target: doc.target,
+            status: doc.status,
+            request_id: doc.request_id,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -6,9 +6,12 @@ use std::sync::Arc;
 use zapfn_store_conformance::{ConformanceOptions, TestStore};
 use zapfn_store_firestore::{FirestoreConfig, FirestoreStore};
 
-/// A fresh store on the emulator, or a loud skip when it is not running.
+mod common;
+
+/// A fresh store on the emulator, or a loud skip when it is not running
+/// (a failure when `ZAPFN_REQUIRE_EMULATORS` is set).
 async fn make_store(options: ConformanceOptions) -> Option<TestStore> {
-    if std::env::var_os("FIRESTORE_EMULATOR_HOST").is_none() {
+    if common::emulator().is_none() {
         return zapfn_store_conformance::unavailable(
             "Firestore emulator not running (FIRESTORE_EMULATOR_HOST unset)",
         );
