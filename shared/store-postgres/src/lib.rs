@@ -22,10 +22,12 @@ mod messages;
 mod outbox;
 mod reads;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tokio::sync::Notify;
 use tokio_postgres::NoTls;
 use zapfn_store::*;
 use zapfn_whatsapp::webhook::{Notification, StatusUpdate};
@@ -72,6 +74,7 @@ const POOL_WAIT: Duration = Duration::from_secs(10);
 pub struct PostgresStore {
     pool: Pool,
     options: PostgresOptions,
+    published: Arc<Notify>,
 }
 
 impl PostgresStore {
@@ -108,7 +111,25 @@ impl PostgresStore {
             .wait_timeout(Some(POOL_WAIT))
             .build()
             .map_err(|e| StoreError::Invalid(format!("postgres pool: {e}")))?;
-        Ok(PostgresStore { pool, options })
+        Ok(PostgresStore {
+            pool,
+            options,
+            published: Arc::new(Notify::new()),
+        })
+    }
+
+    /// Notified when this store committed new outbox events, so consumers in
+    /// this process wait on it between looks instead of polling hard (as the
+    /// SQLite store's). Events other processes publish are seen on the next look.
+    pub fn published(&self) -> Arc<Notify> {
+        self.published.clone()
+    }
+
+    fn notify_published<T>(&self, result: Result<T>) -> Result<T> {
+        if result.is_ok() {
+            self.published.notify_waiters();
+        }
+        result
     }
 }
 
@@ -149,7 +170,8 @@ impl Store for PostgresStore {
     async fn ingest(&self, notification: Notification) -> Result<IngestReport> {
         let notification = storable_notification(notification);
         let now = now_ms();
-        transaction!(self.pool, |tx| ingest::ingest(tx, &notification, now))
+        let result = transaction!(self.pool, |tx| ingest::ingest(tx, &notification, now));
+        self.notify_published(result)
     }
 
     async fn apply_status(&self, status: &StatusUpdate) -> Result<()> {
@@ -161,7 +183,8 @@ impl Store for PostgresStore {
 
     async fn enqueue_send(&self, send: NewOutbound) -> Result<Enqueued> {
         let now = now_ms();
-        transaction!(self.pool, |tx| messages::enqueue_send(tx, &send, now))
+        let result = transaction!(self.pool, |tx| messages::enqueue_send(tx, &send, now));
+        self.notify_published(result)
     }
 
     async fn outbound(&self, id: &str) -> Result<Option<OutboundMessage>> {
@@ -233,9 +256,14 @@ impl Store for PostgresStore {
         events: Vec<NewEvent>,
     ) -> Result<bool> {
         let now = now_ms();
-        transaction!(self.pool, |tx| media::annotate(
+        let publishes = !events.is_empty();
+        let result = transaction!(self.pool, |tx| media::annotate(
             tx, message_id, key, &value, &events, now
-        ))
+        ));
+        if publishes {
+            return self.notify_published(result);
+        }
+        result
     }
 
     async fn dead_letter(
@@ -250,14 +278,34 @@ impl Store for PostgresStore {
         Ok(outbox::dead_letter_pushed(&client, topic, &payload, attempts, error, now_ms()).await?)
     }
 
-    async fn put_api_key(&self, name: &str, key_hash: &str) -> Result<()> {
+    async fn put_api_key(&self, key: &ApiKey) -> Result<()> {
         let client = self.pool.get().await.map_err(Failure::from)?;
-        Ok(keys::put(&client, name, key_hash, now_ms()).await?)
+        Ok(keys::put(&client, key).await?)
     }
 
-    async fn api_key_name(&self, key_hash: &str) -> Result<Option<String>> {
+    async fn api_key(&self, key_hash: &str) -> Result<Option<ApiKey>> {
         let client = self.pool.get().await.map_err(Failure::from)?;
-        Ok(keys::name(&client, key_hash).await?)
+        Ok(keys::live(&client, key_hash).await?)
+    }
+
+    async fn revoke_api_key(&self, name: &str) -> Result<usize> {
+        let client = self.pool.get().await.map_err(Failure::from)?;
+        Ok(keys::revoke(&client, name, now_ms()).await?)
+    }
+
+    async fn api_keys(&self) -> Result<Vec<ApiKey>> {
+        let client = self.pool.get().await.map_err(Failure::from)?;
+        Ok(keys::all(&client).await?)
+    }
+
+    async fn record_audit(&self, entry: &AuditEntry) -> Result<()> {
+        let client = self.pool.get().await.map_err(Failure::from)?;
+        Ok(keys::record_audit(&client, entry).await?)
+    }
+
+    async fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>> {
+        let client = self.pool.get().await.map_err(Failure::from)?;
+        Ok(keys::audit_log(&client, limit).await?)
     }
 
     async fn claim(&self, topic: &str, limit: usize, lease: Duration) -> Result<Vec<Delivery>> {

@@ -4,8 +4,10 @@
 
 mod common;
 
+use std::time::Duration;
+
 use serde_json::json;
-use zapfn_store::{topics, Store, StoreError};
+use zapfn_store::{topics, AuditEntry, Store, StoreError};
 use zapfn_store_conformance::fixtures::*;
 use zapfn_store_postgres::{PostgresOptions, PostgresStore};
 use zapfn_whatsapp::builders;
@@ -126,7 +128,8 @@ async fn migrations_run_once_when_stores_start_together() {
         start.await.unwrap().expect("every instance starts");
     }
     let store = common::connect(&url, &schema, PostgresOptions::default()).await;
-    store.put_api_key("ci", "h").await.unwrap();
+    store.record_audit(&audit_entry()).await.unwrap();
+    assert_eq!(store.audit_log(5).await.unwrap(), [audit_entry()]);
 
     let db = common::raw_client(&url, &schema).await;
     let versions: Vec<i32> = db
@@ -145,6 +148,53 @@ async fn migrations_run_once_when_stores_start_together() {
     assert_eq!(versions.len(), files, "{versions:?}");
     assert_eq!(versions[0], 1);
     common::drop_schema(&url, &schema).await;
+}
+
+#[tokio::test]
+async fn publishing_writes_wake_waiting_consumers() {
+    let Some(url) = common::database_url() else {
+        return;
+    };
+    let schema = common::new_schema();
+    let store = common::connect(&url, &schema, PostgresOptions::default()).await;
+    let published = store.published();
+    let wait = Duration::from_secs(5);
+
+    let woken = published.notified();
+    store
+        .ingest(texts(PNID, MARIA, &[("wamid.WAKE", 1)]))
+        .await
+        .unwrap();
+    tokio::time::timeout(wait, woken)
+        .await
+        .expect("ingest wakes");
+    let woken = published.notified();
+    store
+        .enqueue_send(send_to(Some(MARIA), None, "hi"))
+        .await
+        .unwrap();
+    tokio::time::timeout(wait, woken)
+        .await
+        .expect("a send wakes");
+
+    // A claim publishes nothing, so it wakes no one.
+    let woken = published.notified();
+    claim_one(&store, topics::MESSAGES).await;
+    let quiet = tokio::time::timeout(Duration::from_millis(200), woken).await;
+    assert!(quiet.is_err(), "a claim woke the consumers");
+    common::drop_schema(&url, &schema).await;
+}
+
+fn audit_entry() -> AuditEntry {
+    AuditEntry {
+        at_ms: 1,
+        key_name: "ci".into(),
+        method: "POST".into(),
+        route: "/v1/keys".into(),
+        target: None,
+        status: 201,
+        request_id: "r".into(),
+    }
 }
 
 /// Needs no server: nothing listens on port 1.
