@@ -1,5 +1,5 @@
-//! Storing a webhook notification in one transaction: messages deduplicated by
-//! wamid, statuses by (wamid, status), and their events.
+//! Storing a webhook notification: messages deduplicated by wamid, statuses by
+//! (wamid, status), and their events, in the same transaction.
 
 use zapfn_store::{topics, IngestReport, MessageEvent, Result};
 use zapfn_whatsapp::webhook::{InboundMessage, Notification, RawEvent, StatusUpdate};
@@ -9,21 +9,62 @@ use crate::outbox::publish;
 use crate::records::{ConversationDoc, LookupDoc, MessageDoc, RawEventDoc, StatusEventDoc};
 use crate::tx::Tx;
 
-pub(crate) async fn ingest(
-    tx: &mut Tx,
-    layout: &Layout,
-    notification: &Notification,
-) -> Result<IngestReport> {
-    tx.prefetch(&documents_read(layout, notification)).await?;
+/// Items of a notification stored per transaction: a message writes up to six
+/// documents, so a chunk stays well inside Firestore's limit of writes per
+/// commit. Chunks commit one after another; a failure after some committed is
+/// safe to redeliver (what committed is deduplicated, so nothing is published
+/// twice), and the caller acknowledges only once every chunk committed.
+pub(crate) const ITEMS_PER_TRANSACTION: usize = 50;
+
+/// One chunk of a notification.
+#[derive(Clone, Copy)]
+pub(crate) struct Chunk<'a> {
+    pub messages: &'a [InboundMessage],
+    pub statuses: &'a [StatusUpdate],
+    pub events: &'a [RawEvent],
+}
+
+/// Splits a notification into chunks of at most [`ITEMS_PER_TRANSACTION`]
+/// items; the usual small notification is one chunk.
+pub(crate) fn chunks(notification: &Notification) -> Vec<Chunk<'_>> {
+    let (messages, statuses, events) = (
+        &notification.messages[..],
+        &notification.statuses[..],
+        &notification.events[..],
+    );
+    if messages.len() + statuses.len() + events.len() <= ITEMS_PER_TRANSACTION {
+        return vec![Chunk {
+            messages,
+            statuses,
+            events,
+        }];
+    }
+    let empty = Chunk {
+        messages: &[],
+        statuses: &[],
+        events: &[],
+    };
+    let messages = messages.chunks(ITEMS_PER_TRANSACTION);
+    let statuses = statuses.chunks(ITEMS_PER_TRANSACTION);
+    let events = events.chunks(ITEMS_PER_TRANSACTION);
+    messages
+        .map(|messages| Chunk { messages, ..empty })
+        .chain(statuses.map(|statuses| Chunk { statuses, ..empty }))
+        .chain(events.map(|events| Chunk { events, ..empty }))
+        .collect()
+}
+
+pub(crate) async fn ingest(tx: &mut Tx, layout: &Layout, chunk: Chunk<'_>) -> Result<IngestReport> {
+    tx.prefetch(&documents_read(layout, chunk)).await?;
     let mut report = IngestReport::default();
-    for message in &notification.messages {
+    for message in chunk.messages {
         if insert_message(tx, layout, message).await? {
             report.new_messages += 1;
         } else {
             report.duplicate_messages += 1;
         }
     }
-    for status in &notification.statuses {
+    for status in chunk.statuses {
         if insert_status_event(tx, layout, status).await? {
             let payload = serde_json::to_string(status)?;
             publish(tx, layout, topics::STATUSES, None, payload).await?;
@@ -32,7 +73,7 @@ pub(crate) async fn ingest(
             report.duplicate_statuses += 1;
         }
     }
-    for event in &notification.events {
+    for event in chunk.events {
         insert_raw_event(tx, layout, event)?;
         report.raw_events += 1;
     }
@@ -40,14 +81,14 @@ pub(crate) async fn ingest(
 }
 
 /// Everything `ingest` reads, fetched up front in a few round trips.
-fn documents_read(layout: &Layout, notification: &Notification) -> Vec<DocRef> {
+fn documents_read(layout: &Layout, chunk: Chunk<'_>) -> Vec<DocRef> {
     let mut docs = Vec::new();
-    for message in &notification.messages {
+    for message in chunk.messages {
         docs.push(layout.wamid(&message.wamid));
         docs.push(layout.conversation_for(&message.phone_number_id, &message.from));
         docs.push(layout.ordering_key(topics::MESSAGES, &message_ordering_key(message)));
     }
-    for status in &notification.statuses {
+    for status in chunk.statuses {
         docs.push(layout.status_event(&status.phone_number_id, &status.wamid, &status.status));
     }
     docs

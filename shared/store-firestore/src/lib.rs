@@ -330,12 +330,22 @@ impl Store for FirestoreStore {
             });
         let statuses = notification.statuses.iter().map(|s| Name::Wamid(&s.wamid));
         let _held = self.locks().lock(names.chain(statuses)).await;
-        let (layout, notification) = (self.layout(), &notification);
-        self.transact(move |mut tx| async move {
-            let result = ingest::ingest(&mut tx, layout, notification).await;
-            (tx, result)
-        })
-        .await
+        let layout = self.layout();
+        let mut report = IngestReport::default();
+        for chunk in ingest::chunks(&notification) {
+            let stored = self
+                .transact(move |mut tx| async move {
+                    let result = ingest::ingest(&mut tx, layout, chunk).await;
+                    (tx, result)
+                })
+                .await?;
+            report.new_messages += stored.new_messages;
+            report.duplicate_messages += stored.duplicate_messages;
+            report.new_statuses += stored.new_statuses;
+            report.duplicate_statuses += stored.duplicate_statuses;
+            report.raw_events += stored.raw_events;
+        }
+        Ok(report)
     }
 
     async fn apply_status(&self, status: &StatusUpdate) -> Result<()> {
@@ -552,6 +562,7 @@ impl Store for FirestoreStore {
     async fn claim(&self, topic: &str, limit: usize, lease: Duration) -> Result<Vec<Delivery>> {
         let _held = self.locks().lock([Name::Claims(topic)]).await;
         let layout = self.layout();
+        let limit = limit.min(outbox::MAX_CLAIM);
         let ids = &outbox::due_heads(self.db(), layout, topic, limit).await?;
         if ids.is_empty() {
             return Ok(Vec::new());

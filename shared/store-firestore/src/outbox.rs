@@ -89,6 +89,9 @@ pub(crate) async fn publish(
     Ok(())
 }
 
+/// Most events one claim leases (each is a write of the claiming transaction).
+pub(crate) const MAX_CLAIM: usize = 200;
+
 /// The ids of up to `limit` heads of `topic` due now, oldest first. Read
 /// outside the claiming transaction (a transactional query would lock what it
 /// scans against every settle); [`lease`] checks each again inside it.

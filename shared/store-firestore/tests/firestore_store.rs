@@ -665,3 +665,51 @@ async fn statuses_racing_from_separate_processes_end_at_the_highest() {
         BTreeSet::from(["queued", "accepted", "sent", "delivered", "read"])
     );
 }
+
+#[tokio::test]
+async fn a_notification_larger_than_one_transaction_is_stored_once() {
+    let Some(project) = project() else { return };
+    let store = connect(&project, "zapfn").await;
+    // 130 messages from 13 customers and 60 statuses: several transactions.
+    let messages: Vec<Value> = (0..130)
+        .map(|i| {
+            let from = format!("55119{:08}", i % 13);
+            builders::text_message(&from, &format!("wamid.BIG{i:03}"), 1_000 + i, "hi")
+        })
+        .collect();
+    let mut body = builders::messages_notification(PNID, MARIA, "Maria", messages);
+    let statuses: Vec<Value> = (0..60)
+        .map(|i| builders::status(&format!("wamid.OUT{i:03}"), MARIA, "sent", 2_000, None))
+        .collect();
+    body["entry"][0]["changes"][0]["value"]["statuses"] = Value::Array(statuses);
+    let report = store.ingest(parse_json(&body)).await.unwrap();
+    assert_eq!(
+        (report.new_messages, report.new_statuses),
+        (130, 60),
+        "{report:?}"
+    );
+    let again = store.ingest(parse_json(&body)).await.unwrap();
+    assert_eq!(
+        (again.duplicate_messages, again.duplicate_statuses),
+        (130, 60),
+        "{again:?}"
+    );
+    let depths = store.queue_depths().await.unwrap();
+    assert_eq!(depths.pending[topics::MESSAGES], 130);
+    assert_eq!(depths.pending[topics::STATUSES], 60);
+    let events = drain(&store, topics::MESSAGES).await;
+    let mut per_customer: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for event in &events {
+        let wamid = event.payload["wamid"].as_str().unwrap().to_owned();
+        per_customer
+            .entry(event.ordering_key.clone().unwrap())
+            .or_default()
+            .push(wamid);
+    }
+    assert_eq!(per_customer.len(), 13);
+    for wamids in per_customer.values() {
+        let mut sorted = wamids.clone();
+        sorted.sort();
+        assert_eq!(wamids, &sorted, "each customer's messages in order");
+    }
+}
