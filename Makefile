@@ -4,7 +4,7 @@ CARGO_TARGET_DIR ?= $(HOME)/.cache/zapfn-target
 export CARGO_TARGET_DIR
 CARGO ?= cargo
 
-.PHONY: run test lint unit bench build release fmt clean-state help deploy deploy-check
+.PHONY: run test lint unit bench build release fmt clean-state help emulators emulators-stop e2e-cloud deploy deploy-check
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -18,8 +18,17 @@ lint: ## cargo fmt --check and clippy with warnings as errors
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-unit: ## all tests (unit, loopback integration, crash recovery)
-	$(CARGO) test --workspace
+unit: ## all tests (unit, loopback integration, crash recovery; the emulator suites too when `make emulators` is up)
+	if f=$$(bash scripts/emulators.sh env 2>/dev/null); then . "$$f"; fi; $(CARGO) test --workspace
+
+emulators: ## start the Firestore, Pub/Sub, Cloud Storage and Cloud Tasks emulators (and PostgreSQL) on 127.0.0.1
+	bash scripts/emulators.sh start
+
+emulators-stop: ## stop them
+	bash scripts/emulators.sh stop
+
+e2e-cloud: emulators ## every function as its own process on the emulators, wired as infra/ wires them
+	. "$$(bash scripts/emulators.sh env)" && ZAPFN_REQUIRE_EMULATORS=1 $(CARGO) test -p zapfn --test e2e_cloud -- --nocapture
 
 bench: ## throughput/latency/startup figures next to a bare axum hello-world
 	bash bench/run.sh

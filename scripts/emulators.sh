@@ -101,9 +101,15 @@ start() {
         echo "export CLOUD_TASKS_EMULATOR_HOST=127.0.0.1:$tasks_port"
     } >"$env_file"
     if [ -f "$here/postgres.sh" ]; then
-        bash "$here/postgres.sh" start >&2
-        url=$(bash "$here/postgres.sh" url)
-        echo "export ZAPFN_TEST_DATABASE_URL=$url" >>"$env_file"
+        # Stop it later only if this script started it.
+        bash "$here/postgres.sh" status >/dev/null 2>&1 || touch "$state/postgres.ours"
+        url=$(bash "$here/postgres.sh" start | sed -n 's/^DATABASE_URL=//p' | tail -n 1) || true
+        if [ -n "$url" ]; then
+            say "postgres ready"
+            echo "export ZAPFN_TEST_DATABASE_URL=$url" >>"$env_file"
+        else
+            say "WARNING: scripts/postgres.sh did not start PostgreSQL (apt-get install -y postgresql); its suites will skip or fail"
+        fi
     fi
     say "ready; load the settings with: . $env_file"
 }
@@ -121,7 +127,10 @@ stop() {
         fi
         rm -f "$state/$name.pid"
     done
-    if [ -f "$here/postgres.sh" ]; then bash "$here/postgres.sh" stop >&2 || true; fi
+    if [ -f "$state/postgres.ours" ]; then
+        bash "$here/postgres.sh" stop >&2 || true
+        rm -f "$state/postgres.ours"
+    fi
     rm -f "$env_file"
 }
 
