@@ -4,8 +4,10 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 use zapfn::replay::{self, CustomerInput};
+use zapfn_runtime::auth::{self, KeyGrant};
 use zapfn_runtime::config::SANDBOX_APP_SECRET;
-use zapfn_runtime::{auth, logging, Config, Context};
+use zapfn_runtime::{logging, Config, Context};
+use zapfn_store::{Scope, ALL_NUMBERS};
 
 #[derive(Parser)]
 #[command(
@@ -67,7 +69,23 @@ enum KeysCommand {
     Create {
         #[arg(long, default_value = "default")]
         name: String,
+        /// What it may do: send, read, admin (admin includes the others).
+        #[arg(long, value_delimiter = ',', default_value = "send,read")]
+        scope: Vec<Scope>,
+        /// A business number it acts for (repeat or comma-separate for several).
+        #[arg(long, value_delimiter = ',', required_unless_present = "all_numbers")]
+        phone_number_id: Vec<String>,
+        /// Act for every business number instead.
+        #[arg(long, conflicts_with = "phone_number_id")]
+        all_numbers: bool,
+        /// Requests per second it may make (token bucket); unlimited if absent.
+        #[arg(long)]
+        rate: Option<u32>,
     },
+    /// Revoke every live key with this name (at once: the next request is refused).
+    Revoke { name: String },
+    /// List keys (never the keys themselves: they are stored only as hashes).
+    List,
 }
 
 #[tokio::main]
@@ -78,22 +96,7 @@ async fn main() -> anyhow::Result<()> {
             logging::init();
             zapfn::dev::run(Config::from_env()?).await
         }
-        Command::Keys {
-            command: KeysCommand::Create { name },
-        } => {
-            let context = Context::open(Config::from_env()?)?;
-            let key = auth::generate_key();
-            context
-                .store
-                .put_api_key(&name, &auth::hash_key(&context.config.key_pepper, &key))
-                .await?;
-            println!("{key}");
-            eprintln!(
-                "stored key {name:?} in {} (shown once; keep it secret)",
-                context.config.database_path().display()
-            );
-            Ok(())
-        }
+        Command::Keys { command } => keys(command).await,
         Command::Replay { files, url, secret } => {
             anyhow::ensure!(!files.is_empty(), "name at least one payload file");
             let mut failed = 0;
@@ -134,4 +137,68 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// `zapfn keys create|revoke|list` on the configured store.
+async fn keys(command: KeysCommand) -> anyhow::Result<()> {
+    let context = Context::open(Config::from_env()?)?;
+    match command {
+        KeysCommand::Create {
+            name,
+            scope,
+            phone_number_id,
+            all_numbers,
+            rate,
+        } => {
+            let phone_number_ids = match all_numbers {
+                true => vec![ALL_NUMBERS.to_owned()],
+                false => phone_number_id,
+            };
+            let grant = KeyGrant {
+                name,
+                scopes: scope,
+                phone_number_ids,
+                rate_per_second: rate,
+            };
+            let (key, stored) = auth::issue_key(&*context.store, &context.config.key_pepper, grant)
+                .await
+                .map_err(|problem| match problem.field {
+                    Some(field) => anyhow::anyhow!("{field}: {}", problem.detail),
+                    None => anyhow::anyhow!(problem.detail),
+                })?;
+            println!("{key}");
+            eprintln!(
+                "stored key {:?} in {} (shown once; keep it secret)",
+                stored.name,
+                context.config.database_path().display()
+            );
+        }
+        KeysCommand::Revoke { name } => {
+            let revoked = context.store.revoke_api_key(&name).await?;
+            anyhow::ensure!(revoked > 0, "no live key is named {name:?}");
+            eprintln!("revoked {revoked} key(s) named {name:?}");
+        }
+        KeysCommand::List => {
+            for key in context.store.api_keys().await? {
+                let scopes: Vec<_> = key.scopes.iter().map(|s| s.as_str()).collect();
+                let rate = key
+                    .rate_per_second
+                    .map_or("unlimited".to_owned(), |rate| format!("{rate}/s"));
+                let state = if key.revoked_at.is_some() {
+                    "revoked"
+                } else {
+                    "live"
+                };
+                println!(
+                    "{}\t{}\t{}\t{}\t{}",
+                    key.name,
+                    scopes.join(","),
+                    key.phone_number_ids.join(","),
+                    rate,
+                    state
+                );
+            }
+        }
+    }
+    Ok(())
 }

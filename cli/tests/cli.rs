@@ -21,7 +21,22 @@ async fn zapfn(args: &[&str], data_dir: &std::path::Path) -> std::process::Outpu
 #[tokio::test]
 async fn keys_create_prints_a_key_that_the_api_accepts() {
     let dir = tempfile::tempdir().unwrap();
-    let output = zapfn(&["keys", "create", "--name", "ops"], dir.path()).await;
+    let output = zapfn(
+        &[
+            "keys",
+            "create",
+            "--name",
+            "ops",
+            "--scope",
+            "read",
+            "--phone-number-id",
+            common::PHONE_NUMBER_ID,
+            "--rate",
+            "50",
+        ],
+        dir.path(),
+    )
+    .await;
     assert!(
         output.status.success(),
         "{}",
@@ -45,6 +60,43 @@ async fn keys_create_prints_a_key_that_the_api_accepts() {
     };
     assert_eq!(with(&key).await.unwrap().status(), 200);
     assert_eq!(with("zk_not_a_key").await.unwrap().status(), 401);
+    let dir = system.stop().await;
+
+    let listed = zapfn(&["keys", "list"], dir.path()).await;
+    let listed = String::from_utf8(listed.stdout).unwrap();
+    assert!(
+        listed.contains(&format!(
+            "ops\tread\t{}\t50/s\tlive",
+            common::PHONE_NUMBER_ID
+        )),
+        "{listed}"
+    );
+    assert!(!listed.contains(&key), "{listed}");
+    assert!(zapfn(&["keys", "revoke", "ops"], dir.path())
+        .await
+        .status
+        .success());
+    let again = zapfn(&["keys", "revoke", "ops"], dir.path()).await;
+    assert!(!again.status.success(), "nothing left to revoke");
+    let listed = zapfn(&["keys", "list"], dir.path()).await;
+    assert!(String::from_utf8(listed.stdout)
+        .unwrap()
+        .contains("\trevoked"));
+
+    let system = common::start_in(dir, &[]).await;
+    let refused = system
+        .http
+        .get(system.url("/v1/conversations"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401, "revoked");
+    let unscoped = zapfn(&["keys", "create", "--name", "x"], system.dir.path()).await;
+    assert!(
+        !unscoped.status.success(),
+        "a key names its numbers or --all-numbers"
+    );
 }
 
 #[tokio::test]

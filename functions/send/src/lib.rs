@@ -2,8 +2,11 @@
 //! takes Meta's own send body, validates it, checks the 24-hour window, stores
 //! it as `queued` with its dispatch task and answers 202. It also serves the
 //! read API (`/v1/messages`, `/v1/conversations`, `/v1/media`) and media uploads
-//! (`POST /v1/{phone_number_id}/media`). Every route needs an API key.
+//! (`POST /v1/{phone_number_id}/media`), and the admin routes (`/v1/keys`,
+//! `/v1/audit`). Every route needs an API key with the route's scope, for the
+//! business number the route touches; state-changing calls are audited.
 
+mod admin;
 mod errors;
 mod media;
 mod read;
@@ -16,9 +19,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{middleware, Json, Router};
 use serde_json::{json, Value};
-use zapfn_runtime::auth::require_api_key;
-use zapfn_runtime::{Context, Function};
-use zapfn_store::NewOutbound;
+use zapfn_runtime::auth::{require_api_key, ApiAuth, Caller};
+use zapfn_runtime::{audit, Context, Function};
+use zapfn_store::{NewOutbound, Scope};
 use zapfn_whatsapp::send;
 
 pub use errors::MetaError;
@@ -52,9 +55,16 @@ pub fn router(context: Context) -> Router {
             "/v1/conversations/{id}/messages",
             get(read::conversation_messages),
         )
+        .route("/v1/keys", post(admin::create_key).get(admin::list_keys))
+        .route("/v1/keys/{name}", axum::routing::delete(admin::revoke_key))
+        .route("/v1/audit", get(admin::audit_log))
         .layer(DefaultBodyLimit::max(MAX_SEND_BODY))
         .route_layer(middleware::from_fn_with_state(
             context.clone(),
+            audit::record_changes,
+        ))
+        .route_layer(middleware::from_fn_with_state(
+            ApiAuth::new(context.clone()),
             require_api_key,
         ))
         .with_state(context)
@@ -63,6 +73,7 @@ pub fn router(context: Context) -> Router {
 /// Validates, checks the window, stores and queues one send.
 async fn send_message(
     State(context): State<Context>,
+    caller: Caller,
     Path(phone_number_id): Path<String>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -73,6 +84,11 @@ async fn send_message(
             "must be the numeric id of your business number",
         ));
     }
+    caller
+        .require_for(Scope::Send, &phone_number_id)
+        .map_err(|problem| {
+            MetaError::new(StatusCode::FORBIDDEN, 10, "phone_number_id", problem.detail)
+        })?;
     let body = body.map_err(|rejection| {
         MetaError::new(rejection.status(), 100, "body", rejection.body_text())
     })?;

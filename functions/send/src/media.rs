@@ -14,7 +14,9 @@ use serde_json::{json, Value};
 use zapfn_blob::BlobKey;
 use zapfn_media::check::RefusalCode;
 use zapfn_media::{check, safe_filename, MediaKind};
+use zapfn_runtime::auth::Caller;
 use zapfn_runtime::{Context, Problem};
+use zapfn_store::Scope;
 use zapfn_whatsapp::errors::ErrorClass;
 
 /// How long a signed URL handed out by `GET /v1/media/{id}` works.
@@ -30,14 +32,11 @@ const PENDING_RETRY_SECONDS: &str = "2";
 /// (with `Retry-After`) or when it `failed` (with the recorded `reason`).
 pub async fn read(
     State(context): State<Context>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
-    let Some(message) = context.store.message(&id).await? else {
-        return Err(Problem::new(
-            StatusCode::NOT_FOUND,
-            format!("no message with id or wamid {id:?}"),
-        ));
-    };
+    caller.require(Scope::Read)?;
+    let message = crate::read::visible_message(&context, &caller, &id).await?;
     let media = message.media.unwrap_or(Value::Null);
     let object = &media["object"];
     let status = object["status"].as_str();
@@ -198,6 +197,7 @@ async fn read_form(multipart: Result<Multipart, MultipartRejection>) -> Result<F
 /// answers `{"id"}`, usable as `{"image": {"id": ...}}` in a send.
 pub async fn upload(
     State(context): State<Context>,
+    caller: Caller,
     Path(phone_number_id): Path<String>,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Json<Value>, Problem> {
@@ -208,6 +208,7 @@ pub async fn upload(
         )
         .with_field("phone_number_id"));
     }
+    caller.require_for(Scope::Send, &phone_number_id)?;
     let form = read_form(multipart).await?;
     if form.messaging_product.as_deref() != Some("whatsapp") {
         return Err(Problem::new(

@@ -6,6 +6,7 @@
 //! Like `lambda_http`, it is a thin adapter: a function is a plain axum
 //! `Router` plus async event handlers, testable without a server.
 
+pub mod audit;
 pub mod auth;
 pub mod backends;
 pub mod config;
@@ -19,6 +20,7 @@ pub mod listen;
 pub mod logging;
 pub mod problem;
 pub mod push;
+pub mod rate_limit;
 pub mod relay;
 pub mod retry;
 pub mod server;

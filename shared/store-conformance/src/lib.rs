@@ -233,6 +233,8 @@ macro_rules! conformance_tests {
             conversations_filter_by_phone_number_id_and_wa_id,
             a_cursor_the_api_did_not_give_out_is_invalid,
             api_keys_are_found_by_hash_while_live,
+            revoked_keys_authenticate_nothing_and_are_still_listed,
+            audit_log_keeps_entries_newest_first,
         }
     };
 }

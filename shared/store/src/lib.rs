@@ -115,11 +115,24 @@ pub trait Store: Send + Sync + 'static {
         error: &str,
     ) -> Result<()>;
 
-    /// Stores an API key hash under a name.
-    async fn put_api_key(&self, name: &str, key_hash: &str) -> Result<()>;
+    /// Stores an API key by its hash: a stored hash takes the new name, scopes,
+    /// numbers and rate, and is live again.
+    async fn put_api_key(&self, key: &ApiKey) -> Result<()>;
 
-    /// The name of the live key with this hash.
-    async fn api_key_name(&self, key_hash: &str) -> Result<Option<String>>;
+    /// The live (not revoked) key with this hash.
+    async fn api_key(&self, key_hash: &str) -> Result<Option<ApiKey>>;
+
+    /// Revokes every live key with this name; returns how many. Revoking again changes nothing.
+    async fn revoke_api_key(&self, name: &str) -> Result<usize>;
+
+    /// Every key, revoked ones too, by name then creation.
+    async fn api_keys(&self) -> Result<Vec<ApiKey>>;
+
+    /// Appends one entry to the audit log.
+    async fn record_audit(&self, entry: &AuditEntry) -> Result<()>;
+
+    /// The latest `limit` audit entries, newest first.
+    async fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>>;
 
     /// Leases up to `limit` due events of `topic` (respecting ordering keys).
     async fn claim(&self, topic: &str, limit: usize, lease: Duration) -> Result<Vec<Delivery>>;

@@ -240,3 +240,98 @@ pub struct QueueDepths {
     pub pending: BTreeMap<String, u64>,
     pub dead_letters: u64,
 }
+
+/// What an API key may do. `Admin` implies the others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    /// Send messages and upload media.
+    Send,
+    /// Read messages, conversations and media.
+    Read,
+    /// Manage keys, read the audit log, export and erase contacts.
+    Admin,
+}
+
+impl Scope {
+    /// The scope's name (`send`, `read`, `admin`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Send => "send",
+            Scope::Read => "read",
+            Scope::Admin => "admin",
+        }
+    }
+}
+
+impl std::str::FromStr for Scope {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Scope, String> {
+        match text.trim() {
+            "send" => Ok(Scope::Send),
+            "read" => Ok(Scope::Read),
+            "admin" => Ok(Scope::Admin),
+            other => Err(format!(
+                "unknown scope {other:?} (expected send, read or admin)"
+            )),
+        }
+    }
+}
+
+/// Phone-number-id entry of an [`ApiKey`] that allows every business number.
+pub const ALL_NUMBERS: &str = "*";
+
+/// A stored API key: its peppered hash (never the key), what it may do, for
+/// which business numbers, and how fast.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiKey {
+    pub name: String,
+    pub key_hash: String,
+    pub scopes: Vec<Scope>,
+    /// Business numbers it acts for; [`ALL_NUMBERS`] allows every one.
+    pub phone_number_ids: Vec<String>,
+    /// Requests per second (token bucket, bursts of the same size); None: unlimited.
+    pub rate_per_second: Option<u32>,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds; a revoked key authenticates nothing.
+    pub revoked_at: Option<i64>,
+}
+
+impl ApiKey {
+    /// Whether the key has `scope` (admin has every scope).
+    pub fn allows(&self, scope: Scope) -> bool {
+        self.scopes.contains(&scope) || self.scopes.contains(&Scope::Admin)
+    }
+
+    /// Whether the key may act for this business number.
+    pub fn allows_number(&self, phone_number_id: &str) -> bool {
+        self.phone_number_ids
+            .iter()
+            .any(|allowed| allowed == ALL_NUMBERS || allowed == phone_number_id)
+    }
+
+    /// The numbers it is limited to; None when it allows every number.
+    pub fn numbers(&self) -> Option<&[String]> {
+        (!self.phone_number_ids.iter().any(|n| n == ALL_NUMBERS))
+            .then_some(self.phone_number_ids.as_slice())
+    }
+}
+
+/// One state-changing API call, as the audit log keeps it (no bodies).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// Unix milliseconds.
+    pub at_ms: i64,
+    /// The name of the API key that made the call.
+    pub key_name: String,
+    pub method: String,
+    /// The route template, e.g. `/v1/{phone_number_id}/messages`.
+    pub route: String,
+    /// The ids the call named (the path's parameters), e.g. a phone number id.
+    pub target: Option<String>,
+    /// The HTTP status answered.
+    pub status: u16,
+    pub request_id: String,
+}

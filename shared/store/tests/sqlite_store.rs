@@ -203,7 +203,18 @@ async fn data_and_pending_events_survive_reopen() {
             .ingest(texts(PNID, MARIA, &[(wamid.as_str(), 10)]))
             .await
             .unwrap();
-        store.put_api_key("ci", "hash").await.unwrap();
+        store
+            .put_api_key(&zapfn_store::ApiKey {
+                name: "ci".into(),
+                key_hash: "hash".into(),
+                scopes: vec![zapfn_store::Scope::Send],
+                phone_number_ids: vec![PNID.into()],
+                rate_per_second: Some(3),
+                created_at: 1,
+                revoked_at: None,
+            })
+            .await
+            .unwrap();
         let sent = store
             .enqueue_send(send_to(Some(MARIA), Some("key"), "hi"))
             .await
@@ -240,8 +251,8 @@ async fn data_and_pending_events_survive_reopen() {
         "queued"
     );
     assert_eq!(
-        store.api_key_name("hash").await.unwrap().as_deref(),
-        Some("ci")
+        store.api_key("hash").await.unwrap().map(|key| key.name),
+        Some("ci".to_owned())
     );
     assert_eq!(store.last_inbound_at(PNID, MARIA).await.unwrap(), Some(10));
     let again = store

@@ -1,12 +1,14 @@
 //! The behaviour tests, one `pub async fn(Backend)` each. Run them through
 //! [`crate::conformance_tests!`], which lists every one of them.
 
+mod access;
 mod ingest;
 mod outbox;
 mod reads;
 mod sends;
 mod statuses;
 
+pub use access::*;
 pub use ingest::*;
 pub use outbox::*;
 pub use reads::*;

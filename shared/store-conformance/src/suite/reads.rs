@@ -1,4 +1,4 @@
-//! What the read API serves: conversations, pages of messages, API keys.
+//! What the read API serves: conversations and pages of messages.
 
 use std::collections::BTreeSet;
 
@@ -169,25 +169,4 @@ pub async fn a_cursor_the_api_did_not_give_out_is_invalid(backend: Backend) {
             "{cursor:?}: {conversations:?}"
         );
     }
-}
-
-pub async fn api_keys_are_found_by_hash_while_live(backend: Backend) {
-    let store = backend.store().await;
-    assert_eq!(store.api_key_name("h1").await.unwrap(), None);
-    store.put_api_key("ci", "h1").await.unwrap();
-    store.put_api_key("admin", "h2").await.unwrap();
-    assert_eq!(
-        store.api_key_name("h1").await.unwrap().as_deref(),
-        Some("ci")
-    );
-    store.put_api_key("ci-renamed", "h1").await.unwrap();
-    assert_eq!(
-        store.api_key_name("h1").await.unwrap().as_deref(),
-        Some("ci-renamed")
-    );
-    assert_eq!(
-        store.api_key_name("h2").await.unwrap().as_deref(),
-        Some("admin")
-    );
-    assert_eq!(store.api_key_name("h3").await.unwrap(), None);
 }

@@ -1,11 +1,13 @@
 //! The embedded store: one SQLite file in WAL mode. Writes go through a single
 //! group-commit writer thread; reads use a small pool of read connections.
 
+mod audit;
 mod checkpoint;
 mod ingest;
 mod keys;
 mod media;
 mod messages;
+mod migrations;
 mod outbox;
 mod readers;
 mod writer;
@@ -74,8 +76,8 @@ impl SqliteStore {
                 crate::StoreError::Unavailable(format!("{}: {e}", parent.display()))
             })?;
         }
-        let conn = open_connection(&path, options.durability)?;
-        conn.execute_batch(include_str!("schema.sql"))?;
+        let mut conn = open_connection(&path, options.durability)?;
+        migrations::apply(&mut conn)?;
         conn.pragma_update(
             None,
             "wal_autocheckpoint",
@@ -274,16 +276,38 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn put_api_key(&self, name: &str, key_hash: &str) -> Result<()> {
-        let (name, hash) = (name.to_owned(), key_hash.to_owned());
+    async fn put_api_key(&self, key: &ApiKey) -> Result<()> {
+        let key = key.clone();
+        self.writer.write(move |conn| keys::put(conn, &key)).await
+    }
+
+    async fn api_key(&self, key_hash: &str) -> Result<Option<ApiKey>> {
+        let hash = key_hash.to_owned();
+        self.readers.read(move |conn| keys::live(conn, &hash)).await
+    }
+
+    async fn revoke_api_key(&self, name: &str) -> Result<usize> {
+        let name = name.to_owned();
         self.writer
-            .write(move |conn| keys::put(conn, &name, &hash))
+            .write(move |conn| keys::revoke(conn, &name))
             .await
     }
 
-    async fn api_key_name(&self, key_hash: &str) -> Result<Option<String>> {
-        let hash = key_hash.to_owned();
-        self.readers.read(move |conn| keys::name(conn, &hash)).await
+    async fn api_keys(&self) -> Result<Vec<ApiKey>> {
+        self.readers.read(keys::all).await
+    }
+
+    async fn record_audit(&self, entry: &AuditEntry) -> Result<()> {
+        let entry = entry.clone();
+        self.writer
+            .write(move |conn| audit::record(conn, &entry))
+            .await
+    }
+
+    async fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>> {
+        self.readers
+            .read(move |conn| audit::latest(conn, limit))
+            .await
     }
 
     async fn claim(&self, topic: &str, limit: usize, lease: Duration) -> Result<Vec<Delivery>> {

@@ -1,6 +1,6 @@
 -- zapfn embedded schema (SQLite, WAL). Times are Unix seconds unless named *_ms.
 -- `PRAGMA user_version` numbers it; a change bumps it with a migration in mod.rs.
-PRAGMA user_version = 1;
+PRAGMA user_version = 2;
 
 CREATE TABLE IF NOT EXISTS conversations (
     id              TEXT PRIMARY KEY,
@@ -97,5 +97,21 @@ CREATE TABLE IF NOT EXISTS api_keys (
     key_hash   TEXT PRIMARY KEY,
     name       TEXT NOT NULL,
     created_at INTEGER NOT NULL,
-    revoked_at INTEGER
+    revoked_at INTEGER,
+    scopes           TEXT NOT NULL DEFAULT '["admin"]',  -- JSON array of send, read, admin
+    phone_number_ids TEXT NOT NULL DEFAULT '["*"]',      -- JSON array; "*" is every number
+    rate_per_second  INTEGER                             -- NULL: unlimited
+);
+CREATE INDEX IF NOT EXISTS api_keys_by_name ON api_keys (name);
+
+-- Every state-changing API call: who, what, when, the answer (never bodies).
+CREATE TABLE IF NOT EXISTS audit_log (
+    id         INTEGER PRIMARY KEY,
+    at_ms      INTEGER NOT NULL,
+    key_name   TEXT NOT NULL,
+    method     TEXT NOT NULL,
+    route      TEXT NOT NULL,
+    target     TEXT,
+    status     INTEGER NOT NULL,
+    request_id TEXT NOT NULL
 );

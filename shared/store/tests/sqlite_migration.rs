@@ -1,0 +1,75 @@
+//! A database made by the version-1 schema opens with today's: its rows kept,
+//! its API keys as powerful as they were (admin on every number, unlimited).
+
+use rusqlite::Connection;
+use zapfn_store::sqlite::{SqliteOptions, SqliteStore};
+use zapfn_store::{AuditEntry, Scope, Store, StoreError, ALL_NUMBERS};
+
+/// The api_keys table and version of schema version 1.
+const V1_KEYS: &str = "
+PRAGMA user_version = 1;
+CREATE TABLE api_keys (
+    key_hash   TEXT PRIMARY KEY,
+    name       TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    revoked_at INTEGER
+);
+INSERT INTO api_keys VALUES ('live-hash', 'old', 100, NULL), ('gone-hash', 'gone', 100, 200);
+";
+
+#[tokio::test]
+async fn a_version_1_database_is_upgraded_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("z.db");
+    Connection::open(&path)
+        .unwrap()
+        .execute_batch(V1_KEYS)
+        .unwrap();
+
+    let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
+    let old = store.api_key("live-hash").await.unwrap().expect("kept");
+    assert_eq!(old.name, "old");
+    assert_eq!(old.scopes, [Scope::Admin]);
+    assert_eq!(old.phone_number_ids, [ALL_NUMBERS]);
+    assert_eq!(old.rate_per_second, None);
+    assert_eq!(old.created_at, 100);
+    assert_eq!(store.api_key("gone-hash").await.unwrap(), None);
+    store
+        .record_audit(&AuditEntry {
+            at_ms: 1,
+            key_name: "old".into(),
+            method: "POST".into(),
+            route: "/v1/keys".into(),
+            target: None,
+            status: 201,
+            request_id: "r".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(store.audit_log(5).await.unwrap().len(), 1);
+    drop(store);
+
+    let version: i64 = Connection::open(&path)
+        .unwrap()
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(version, 2);
+    // Opening an upgraded database again changes nothing.
+    let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
+    assert_eq!(store.api_keys().await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn a_database_of_a_newer_zapfn_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("z.db");
+    Connection::open(&path)
+        .unwrap()
+        .execute_batch("PRAGMA user_version = 99;")
+        .unwrap();
+    match SqliteStore::open(&path, SqliteOptions::default()) {
+        Err(StoreError::Invalid(message)) => assert!(message.contains("99"), "{message}"),
+        Err(other) => panic!("{other}"),
+        Ok(_) => panic!("opened a newer database"),
+    }
+}
