@@ -33,6 +33,20 @@ e2e-cloud: emulators ## every function as its own process on the emulators, wire
 bench: ## throughput/latency/startup figures next to a bare axum hello-world
 	bash bench/run.sh
 
+.PHONY: fuzz loadtest loadtest-short
+fuzz: ## libFuzzer on the webhook parser, signatures, send validator, media sniffers: FUZZ_SECONDS each (60)
+	bash fuzz/run.sh
+
+LOADTEST = $(CARGO_TARGET_DIR)/release/zapfn-loadtest
+loadtest: ## 10 min of a realistic day at 1,700 msgs/s with a 10x burst, then 2 min with 6 SIGKILLs; reconciled, figures into RELIABILITY.md
+	$(CARGO) build --release -p zapfn -p zapfn-loadtest
+	$(LOADTEST) --seconds 600 --section loadtest
+	$(LOADTEST) --seconds 120 --burst-seconds 0 --kills 6 --section loadtest-kill
+
+loadtest-short: ## 20 s of the load test with 2 SIGKILLs, on the debug build (CI)
+	$(CARGO) build -p zapfn -p zapfn-loadtest
+	$(CARGO_TARGET_DIR)/debug/zapfn-loadtest --seconds 20 --inbound-rate 250 --send-rate 80 --burst-factor 4 --burst-seconds 5 --kills 2
+
 build: ## debug build of every crate
 	$(CARGO) build --workspace
 

@@ -53,9 +53,11 @@ pub struct Inner {
     /// Status webhook POSTs, and how many carried a status already delivered.
     pub status_posts: u64,
     pub status_duplicates: u64,
-    /// Latencies in microseconds.
+    /// Latencies in microseconds, of the whole run and of the steady part before the burst.
     pub webhook_latency: Vec<u32>,
+    pub webhook_latency_steady: Vec<u32>,
     pub api_latency: Vec<u32>,
+    pub api_latency_steady: Vec<u32>,
 }
 
 impl Ledger {

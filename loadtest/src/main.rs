@@ -155,6 +155,16 @@ async fn main() -> anyhow::Result<()> {
         log.display()
     );
 
+    let burst_seconds = args.burst_seconds.min(args.seconds);
+    let start = Instant::now();
+    let burst_at = (args.seconds - burst_seconds) / 2.0;
+    let has_burst = burst_seconds > 0.0 && args.burst_factor != 1.0;
+    // Latencies of what is due before the burst are the steady ones (all of them without a burst).
+    let steady_until = if has_burst {
+        burst_at
+    } else {
+        args.seconds + 1.0
+    };
     let traffic = Arc::new(Traffic::new(
         ledger.clone(),
         &system.url(""),
@@ -163,12 +173,12 @@ async fn main() -> anyhow::Result<()> {
         PHONE_NUMBER_ID,
         args.redelivery,
         media_ids,
+        start + Duration::from_secs_f64(steady_until),
     ));
-    let burst_seconds = args.burst_seconds.min(args.seconds);
     let inbound_schedule = Schedule {
         rate: args.inbound_rate,
         seconds: args.seconds,
-        burst_at: (args.seconds - burst_seconds) / 2.0,
+        burst_at,
         burst_seconds,
         burst_factor: args.burst_factor,
     };
@@ -180,7 +190,6 @@ async fn main() -> anyhow::Result<()> {
         burst_factor: 1.0,
     };
 
-    let start = Instant::now();
     let stop_monitor = Arc::new(AtomicBool::new(false));
     let monitor = tokio::spawn(monitor(system.clone(), start, stop_monitor.clone()));
     let killer = tokio::spawn(kill_at_random(system.clone(), args.kills, args.seconds));
@@ -241,11 +250,14 @@ async fn main() -> anyhow::Result<()> {
                 std::thread::available_parallelism().map_or(0, |n| n.get()),
             ),
             settings: format!(
-                "{} s of load: {}/s inbound webhooks (×{} for {} s mid-run; texts, 2 % \"menu\", 2 % images, 3 % batches of 2–4, {} % redelivered), {}/s send-API calls (templates, 2 % undeliverable, and texts to customers who wrote), {} % of Graph calls failed transiently, statuses {} % out of order and {} % twice{}.",
+                "{} s of load: {}/s inbound webhooks ({}; texts, 2 % \"menu\", 2 % images, 3 % batches of 2–4, {} % redelivered), {}/s send-API calls (templates, 2 % undeliverable, and texts to customers who wrote), {} % of Graph calls failed transiently, statuses {} % out of order and {} % twice{}.",
                 args.seconds,
                 args.inbound_rate,
-                args.burst_factor,
-                burst_seconds,
+                if has_burst {
+                    format!("×{} for {burst_seconds} s mid-run", args.burst_factor)
+                } else {
+                    "no burst".to_owned()
+                },
                 args.redelivery * 100.0,
                 args.send_rate,
                 args.graph_errors * 100.0,
@@ -268,7 +280,10 @@ async fn main() -> anyhow::Result<()> {
             api_retries: l.api_retries,
             kills,
             webhook_latency: percentiles(&mut l.webhook_latency),
+            webhook_latency_steady: percentiles(&mut l.webhook_latency_steady),
             api_latency: percentiles(&mut l.api_latency),
+            api_latency_steady: percentiles(&mut l.api_latency_steady),
+            burst: has_burst,
             dispatch_latency: percentiles(&mut dispatch_latency),
             max_pending,
             max_pending_topics,

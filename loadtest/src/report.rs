@@ -61,7 +61,11 @@ pub struct Figures {
     pub api_retries: u64,
     pub kills: Vec<Duration>,
     pub webhook_latency: String,
+    pub webhook_latency_steady: String,
     pub api_latency: String,
+    pub api_latency_steady: String,
+    /// Whether the run had a burst (else "steady" is the whole run).
+    pub burst: bool,
     pub dispatch_latency: String,
     pub max_pending: u64,
     pub max_pending_topics: String,
@@ -109,12 +113,30 @@ impl Figures {
             "| statuses | {} distinct delivered in {} POSTs (out of order for a share, {} delivered twice) |",
             self.statuses, self.status_posts, self.status_duplicates
         );
-        let _ = writeln!(
-            out,
-            "| webhook latency (first attempt, from its due time) | {} |",
-            self.webhook_latency
-        );
-        let _ = writeln!(out, "| send API latency | {} |", self.api_latency);
+        if self.burst {
+            let _ = writeln!(
+                out,
+                "| webhook latency, steady part before the burst (first attempt, from its due time) | {} |",
+                self.webhook_latency_steady
+            );
+            let _ = writeln!(
+                out,
+                "| webhook latency, whole run (the burst's backlog included) | {} |",
+                self.webhook_latency
+            );
+            let _ = writeln!(
+                out,
+                "| send API latency, steady part / whole run | {} / {} |",
+                self.api_latency_steady, self.api_latency
+            );
+        } else {
+            let _ = writeln!(
+                out,
+                "| webhook latency (first attempt, from its due time) | {} |",
+                self.webhook_latency
+            );
+            let _ = writeln!(out, "| send API latency | {} |", self.api_latency);
+        }
         let _ = writeln!(
             out,
             "| send API 202 → Graph API | {} |",

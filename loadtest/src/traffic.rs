@@ -71,6 +71,8 @@ pub struct Traffic {
     pub batches: f64,
     /// Media ids the Graph sandbox serves (images).
     pub media_ids: Vec<String>,
+    /// When the inbound burst starts: latencies of what is due before it are the steady ones.
+    pub burst_starts: Instant,
     /// Customers who wrote recently (their window is open).
     recent: Mutex<VecDeque<String>>,
     http: reqwest::Client,
@@ -86,6 +88,7 @@ impl Traffic {
         phone_number_id: &str,
         redelivery: f64,
         media_ids: Vec<String>,
+        burst_starts: Instant,
     ) -> Traffic {
         Traffic {
             ledger,
@@ -99,6 +102,7 @@ impl Traffic {
             images: 0.02,
             batches: 0.03,
             media_ids,
+            burst_starts,
             recent: Mutex::new(VecDeque::new()),
             http: reqwest::Client::builder()
                 .pool_max_idle_per_host(512)
@@ -197,6 +201,9 @@ pub async fn inbound(traffic: Arc<Traffic>, due: Instant) {
         l.inbound_posts += 1;
         l.webhook_retries += u64::from(delivered.attempts - 1);
         l.webhook_latency.push(latency);
+        if due < traffic.burst_starts {
+            l.webhook_latency_steady.push(latency);
+        }
         if delivered.acknowledged.is_none() {
             l.webhook_abandoned += 1;
             return;
@@ -292,7 +299,11 @@ pub async fn send(traffic: Arc<Traffic>, n: u64, due: Instant) {
     let accepted_at = Instant::now();
     traffic.ledger.with(|l| {
         l.api_retries += attempts - 1;
-        l.api_latency.push(micros(first.unwrap_or_default()));
+        let latency = micros(first.unwrap_or_default());
+        l.api_latency.push(latency);
+        if due < traffic.burst_starts {
+            l.api_latency_steady.push(latency);
+        }
         match outcome {
             Ok(id) => {
                 l.api_accepted.entry(id).or_insert(accepted_at);
