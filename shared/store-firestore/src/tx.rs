@@ -70,6 +70,7 @@ impl Tx {
         })
     }
 
+    /// Whether a read of this attempt lost a conflict (the attempt runs again).
     pub(crate) fn contended(&self) -> bool {
         self.contended
     }
