@@ -8,7 +8,7 @@ use axum::body::Bytes;
 use axum::extract::multipart::MultipartRejection;
 use axum::extract::{Multipart, Path, State};
 use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 use zapfn_blob::BlobKey;
@@ -27,7 +27,7 @@ const UPLOAD_TIMEOUT: Duration = Duration::from_secs(45);
 const PENDING_RETRY_SECONDS: &str = "2";
 
 /// `GET /v1/media/{id}` (zapfn id or wamid): the stored bytes with their type,
-/// or a 302 to a signed URL where the blob store has them. 404 when the message
+/// or a 302 (Found) to a signed URL where the blob store has them. 404 when the message
 /// or its media is unknown; 409 with `media_status` while the file is `pending`
 /// (with `Retry-After`) or when it `failed` (with the recorded `reason`).
 pub async fn read(
@@ -91,7 +91,7 @@ pub async fn read(
         .await
         .map_err(unavailable)?
     {
-        return Ok(Redirect::to(&url).into_response());
+        return Ok((StatusCode::FOUND, [(header::LOCATION, url)]).into_response());
     }
     let Some(blob) = context.blobs.get(&key).await.map_err(unavailable)? else {
         return Err(Problem::new(
