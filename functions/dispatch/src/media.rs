@@ -19,8 +19,8 @@ use zapfn_store::{OutboundMessage, Store};
 use zapfn_whatsapp::errors::GraphError;
 use zapfn_whatsapp::graph::{CallError, GraphClient};
 
-/// Longest a link download or an upload may take (within the queue's lease).
-const TRANSFER_TIMEOUT: Duration = Duration::from_secs(40);
+/// Longest a link download or an upload may take: both within the queue's 60 s lease.
+const TRANSFER_TIMEOUT: Duration = Duration::from_secs(25);
 /// Meta's code for a media that cannot be uploaded or sent.
 const MEDIA_ERROR: i64 = 131053;
 
