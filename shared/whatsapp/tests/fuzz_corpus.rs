@@ -10,7 +10,9 @@ use zapfn_whatsapp::{send, webhook};
 
 /// Every file of `fuzz/corpus/<target>`.
 fn corpus(target: &str) -> Vec<(String, Vec<u8>)> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus").join(target);
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fuzz/corpus")
+        .join(target);
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|entry| entry.unwrap().path())
@@ -39,7 +41,11 @@ fn signature_corpus_verifies_its_own_signatures_only() {
         };
         let (secret, body) = rest.split_at((*secret_len as usize).min(rest.len()));
         let header = sign(secret, body);
-        assert_eq!(verify(secret, body, Some(header.as_bytes())), Ok(()), "{name}");
+        assert_eq!(
+            verify(secret, body, Some(header.as_bytes())),
+            Ok(()),
+            "{name}"
+        );
         let raw = &body[..body.len().min(80)];
         if *mode % 3 == 2 && verify(secret, body, Some(raw)).is_ok() {
             assert!(raw.eq_ignore_ascii_case(header.as_bytes()), "{name}");
@@ -54,7 +60,10 @@ fn send_corpus_is_answered_with_metas_codes() {
             continue;
         };
         if let Err(error) = send::validate(&body) {
-            assert!([100, 131_008, 131_009].contains(&error.code), "{name}: {error:?}");
+            assert!(
+                [100, 131_008, 131_009].contains(&error.code),
+                "{name}: {error:?}"
+            );
             assert!(!error.field.is_empty(), "{name}: {error:?}");
         }
     }
