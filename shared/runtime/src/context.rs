@@ -45,12 +45,24 @@ impl Context {
                     ..Default::default()
                 };
                 let store = zapfn_store_postgres::PostgresStore::connect(url, options).await?;
-                (Arc::new(store), Arc::default())
+                let published = store.published();
+                (Arc::new(store), published)
             }
-            StoreBackend::Firestore { .. } => {
-                anyhow::bail!(
-                    "ZAPFN_STORE=firestore: the Firestore store is not wired into this build yet"
+            StoreBackend::Firestore { database, prefix } => {
+                let project_id = config.backends.project_id.clone().ok_or_else(|| {
+                    anyhow::anyhow!("GOOGLE_CLOUD_PROJECT: required with ZAPFN_STORE=firestore")
+                })?;
+                let store = zapfn_store_firestore::FirestoreStore::connect(
+                    zapfn_store_firestore::FirestoreConfig {
+                        project_id,
+                        database_id: database.clone(),
+                        prefix: prefix.clone(),
+                        max_attempts: config.max_attempts,
+                        max_retry_age: config.max_retry_age,
+                    },
                 )
+                .await?;
+                (Arc::new(store), Arc::default())
             }
         };
         let blobs: Arc<dyn BlobStore> = match &config.backends.blobs {

@@ -51,8 +51,11 @@ const RETRY_AFTER: Duration = Duration::from_secs(5);
 pub const INLINE_BUDGET: Duration = Duration::from_secs(2);
 /// Longest one `/_relay` sweep runs.
 const SWEEP_BUDGET: Duration = Duration::from_secs(20);
-/// The background loop's period when no commit wakes it.
+/// The background loop's period when no commit wakes it; it doubles while
+/// sweeps find nothing, up to [`SWEEP_INTERVAL_MAX`] (every instance sweeping the
+/// shared outbox every second would contend on it).
 const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+const SWEEP_INTERVAL_MAX: Duration = Duration::from_secs(30);
 
 /// Where a topic's events go.
 #[derive(Clone)]
@@ -175,11 +178,17 @@ impl Relay {
         mut stop: watch::Receiver<bool>,
     ) -> JoinHandle<()> {
         tokio::spawn(async move {
+            let mut interval = SWEEP_INTERVAL;
             while !*stop.borrow() {
-                self.flush(SWEEP_BUDGET).await;
+                let flushed = self.flush(SWEEP_BUDGET).await;
+                interval = if flushed.forwarded + flushed.failed > 0 {
+                    SWEEP_INTERVAL
+                } else {
+                    (interval * 2).min(SWEEP_INTERVAL_MAX)
+                };
                 tokio::select! {
-                    _ = published.notified() => {}
-                    _ = tokio::time::sleep(SWEEP_INTERVAL) => {}
+                    _ = published.notified() => interval = SWEEP_INTERVAL,
+                    _ = tokio::time::sleep(interval) => {}
                     _ = stop.changed() => {}
                 }
             }
@@ -221,6 +230,8 @@ async fn forward(
 
 /// Middleware: after a non-GET request answered 2xx (it may have written
 /// events), forward them before the response leaves, within [`INLINE_BUDGET`].
+/// The flush runs as its own task, so a client that hangs up does not cancel it
+/// halfway through a store transaction.
 pub async fn flush_after_writes(
     State(relay): State<Arc<Relay>>,
     request: Request,
@@ -229,12 +240,13 @@ pub async fn flush_after_writes(
     let writes = request.method() != Method::GET && request.method() != Method::HEAD;
     let response = next.run(request).await;
     if writes && response.status().is_success() {
-        relay.flush(INLINE_BUDGET).await;
+        let _ = tokio::spawn(async move { relay.flush(INLINE_BUDGET).await }).await;
     }
     response
 }
 
-/// `POST /_relay`: one sweep (Cloud Scheduler's safety net); answers what it did.
+/// `POST /_relay`: one sweep (Cloud Scheduler's safety net); answers what it did,
+/// 503 when some events could not be forwarded (the job's retry tries again).
 pub fn router(relay: Arc<Relay>) -> Router {
     Router::new()
         .route("/_relay", post(sweep))
@@ -242,5 +254,13 @@ pub fn router(relay: Arc<Relay>) -> Router {
 }
 
 async fn sweep(State(relay): State<Arc<Relay>>) -> Response {
-    Json(relay.flush(SWEEP_BUDGET).await).into_response()
+    let flushed = tokio::spawn(async move { relay.flush(SWEEP_BUDGET).await })
+        .await
+        .unwrap_or_default();
+    let status = if flushed.failed > 0 {
+        axum::http::StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        axum::http::StatusCode::OK
+    };
+    (status, Json(flushed)).into_response()
 }
