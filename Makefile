@@ -4,7 +4,7 @@ CARGO_TARGET_DIR ?= $(HOME)/.cache/zapfn-target
 export CARGO_TARGET_DIR
 CARGO ?= cargo
 
-.PHONY: run test lint unit bench build release fmt clean-state help emulators emulators-stop e2e-cloud deploy deploy-check
+.PHONY: run test lint unit bench build release fmt clean-state help emulators emulators-stop e2e-cloud bench-cloud deploy deploy-check
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -32,6 +32,9 @@ e2e-cloud: emulators ## every function as its own process on the emulators, wire
 
 bench: ## throughput/latency/startup figures next to a bare axum hello-world
 	bash bench/run.sh
+
+bench-cloud: emulators ## per-function size, cold start, idle RSS; webhook ingest on SQLite vs the Firestore emulator (bench/out/cloud.md)
+	bash bench/cloud.sh
 
 .PHONY: fuzz loadtest loadtest-short
 fuzz: ## libFuzzer on the webhook parser, signatures, send validator, media sniffers: FUZZ_SECONDS each (60)
