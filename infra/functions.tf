@@ -1,220 +1,149 @@
 # The deployed topology: one Cloud Run service per crate in functions/ (infra/checks
-# asserts that every crate is here, with an identity and a trigger, and that the
-# subscriptions match each crate's `Subscription::new(topics::…)`).
+# asserts that every crate is here, with an identity and a trigger, that the
+# subscriptions match each crate's `Subscription::new(topics::…)`, that `publishes` and
+# `enqueues` match the events its code writes, and that `bucket` covers what it does
+# with media objects).
 #
+# Each entry lists only what differs from local.function_defaults:
 #   public         reached from the internet through `var.edge` (Meta's webhook, API clients)
 #   subscriptions  Pub/Sub push subscriptions: zapfn topic => attribute filter ("" = every message)
 #   task_queues    Cloud Tasks queues (local.queues) whose HTTP target this function is
 #   storage_events Eventarc `object.finalized` events of the media bucket
-#   publishes      topics it may publish to; enqueues: queues it may add tasks to
-#   bucket         media bucket access: none, read or write
+#   publishes      topics its code writes events to (its outbox relay publishes them)
+#   enqueues       queues it may add tasks to (it writes `dispatch` events: a send)
+#   bucket         media bucket access: none, read, read-delete (read and delete, no
+#                  create or overwrite) or write (create, read, overwrite, delete)
+#   signs_urls     signs V4 URLs of media objects (IAM signBlob on its own account)
 #   secrets        keys of local.secrets mounted as environment variables
+#   env            environment variables of this function only (local.common_env: all)
 #   variant        image variant built by the Dockerfile: slim, or media (with packages)
 
 locals {
   media_types = ["image", "sticker", "audio", "video", "document"]
 
+  function_defaults = {
+    variant        = "slim"
+    packages       = ""
+    public         = false
+    cpu            = "1"
+    memory         = "256Mi"
+    concurrency    = 100
+    min            = 0
+    max            = 20
+    timeout        = 60
+    secrets        = []
+    publishes      = []
+    enqueues       = []
+    bucket         = "none"
+    signs_urls     = false
+    subscriptions  = {}
+    task_queues    = []
+    storage_events = false
+    env            = {}
+  }
+
   function_specs = {
     webhook = {
-      variant        = "slim"
-      packages       = ""
-      public         = true
-      cpu            = "1"
-      memory         = "512Mi"
-      concurrency    = 250
-      min            = 0
-      max            = 100
-      timeout        = 30
-      secrets        = ["app-secret", "verify-token"]
-      publishes      = ["messages", "statuses"]
-      enqueues       = []
-      bucket         = "none"
-      signs_urls     = false
-      subscriptions  = {}
-      task_queues    = []
-      storage_events = false
+      public      = true
+      memory      = "512Mi"
+      concurrency = 250
+      max         = 100
+      timeout     = 30
+      secrets     = ["app-secret", "verify-token"]
+      publishes   = ["messages", "statuses"]
     }
     send = {
-      variant        = "slim"
-      packages       = ""
-      public         = true
-      cpu            = "1"
-      memory         = "512Mi"
-      concurrency    = 250
-      min            = 0
-      max            = 50
-      timeout        = 60
-      secrets        = ["key-pepper", "api-key"]
-      publishes      = []
-      enqueues       = ["sending", "templates"]
-      bucket         = "read"
-      signs_urls     = true
-      subscriptions  = {}
-      task_queues    = []
-      storage_events = false
+      public      = true
+      memory      = "512Mi"
+      concurrency = 250
+      max         = 50
+      secrets     = ["key-pepper", "api-key"]
+      enqueues    = ["sending"]
+      # GET /v1/media/{id} reads objects and redirects to V4 URLs it signs; erasure
+      # deletes a customer's objects. It never creates or overwrites one.
+      bucket     = "read-delete"
+      signs_urls = true
+      # POST /_jobs/retention (local.jobs.retention) deletes data older than this.
+      env = { ZAPFN_RETENTION_DAYS = tostring(var.retention_days) }
     }
     status = {
-      variant        = "slim"
-      packages       = ""
-      public         = false
-      cpu            = "1"
-      memory         = "256Mi"
-      concurrency    = 100
-      min            = 0
-      max            = 20
-      timeout        = 60
-      secrets        = []
-      publishes      = []
-      enqueues       = []
-      bucket         = "none"
-      signs_urls     = false
-      subscriptions  = { statuses = "" }
-      task_queues    = []
-      storage_events = false
+      subscriptions = { statuses = "" }
     }
     text = {
-      variant     = "slim"
-      packages    = ""
-      public      = false
-      cpu         = "1"
-      memory      = "256Mi"
-      concurrency = 100
-      min         = 0
-      max         = 20
-      timeout     = 60
-      secrets     = []
-      publishes   = []
-      enqueues    = ["sending"]
-      bucket      = "none"
-      signs_urls  = false
+      enqueues = ["sending"]
       subscriptions = {
         messages    = "attributes.message_type = \"text\" OR attributes.message_type = \"interactive\" OR attributes.message_type = \"button\""
         transcripts = ""
       }
-      task_queues    = []
-      storage_events = false
     }
     dispatch = {
-      variant        = "slim"
-      packages       = ""
-      public         = false
-      cpu            = "1"
-      memory         = "256Mi"
-      concurrency    = 250
-      min            = 0
-      max            = 20
-      timeout        = 60
-      secrets        = ["access-token", "app-secret", "verify-token"]
-      publishes      = []
-      enqueues       = []
-      bucket         = "read"
-      signs_urls     = false
-      subscriptions  = {}
-      task_queues    = ["sending", "templates", "media-upload"]
-      storage_events = false
+      concurrency = 250
+      secrets     = ["access-token", "app-secret", "verify-token"]
+      bucket      = "read"
+      task_queues = ["sending", "templates", "media-upload"]
     }
     media-fetch = {
-      variant        = "slim"
-      packages       = ""
-      public         = false
-      cpu            = "1"
-      memory         = "512Mi"
-      concurrency    = 20
-      min            = 0
-      max            = 20
-      timeout        = 300
-      secrets        = ["access-token", "app-secret", "verify-token"]
-      publishes      = ["media"]
-      enqueues       = []
-      bucket         = "write"
-      signs_urls     = false
-      subscriptions  = { messages = join(" OR ", [for t in local.media_types : "attributes.message_type = \"${t}\""]) }
-      task_queues    = []
-      storage_events = false
+      memory        = "512Mi"
+      concurrency   = 20
+      timeout       = 300
+      secrets       = ["access-token", "app-secret", "verify-token"]
+      publishes     = ["media"]
+      bucket        = "write"
+      subscriptions = { messages = join(" OR ", [for t in local.media_types : "attributes.message_type = \"${t}\""]) }
     }
     media-image = {
-      variant        = "media"
-      packages       = "tesseract-ocr tesseract-ocr-eng tesseract-ocr-por"
-      public         = false
-      cpu            = "1"
-      memory         = "1Gi"
-      concurrency    = 4
-      min            = 0
-      max            = 10
-      timeout        = 300
-      secrets        = []
-      publishes      = []
-      enqueues       = []
-      bucket         = "write"
-      signs_urls     = false
-      subscriptions  = { media = "attributes.message_type = \"image\" OR attributes.message_type = \"sticker\"" }
-      task_queues    = []
-      storage_events = false
+      variant       = "media"
+      packages      = "tesseract-ocr tesseract-ocr-eng tesseract-ocr-por"
+      memory        = "1Gi"
+      concurrency   = 4
+      max           = 10
+      timeout       = 300
+      bucket        = "write"
+      subscriptions = { media = "attributes.message_type = \"image\" OR attributes.message_type = \"sticker\"" }
     }
     media-audio = {
-      variant        = "media"
-      packages       = "ffmpeg pocketsphinx pocketsphinx-en-us"
-      public         = false
-      cpu            = "2"
-      memory         = "2Gi"
-      concurrency    = 2
-      min            = 0
-      max            = 10
-      timeout        = 600
-      secrets        = []
-      publishes      = ["transcripts"]
-      enqueues       = []
-      bucket         = "write"
-      signs_urls     = false
-      subscriptions  = { media = "attributes.message_type = \"audio\"" }
-      task_queues    = []
-      storage_events = false
+      variant       = "media"
+      packages      = "ffmpeg pocketsphinx pocketsphinx-en-us"
+      cpu           = "2"
+      memory        = "2Gi"
+      concurrency   = 2
+      max           = 10
+      timeout       = 600
+      publishes     = ["transcripts"]
+      bucket        = "read"
+      subscriptions = { media = "attributes.message_type = \"audio\"" }
     }
     media-video = {
-      variant        = "media"
-      packages       = "ffmpeg pocketsphinx pocketsphinx-en-us"
-      public         = false
-      cpu            = "2"
-      memory         = "2Gi"
-      concurrency    = 2
-      min            = 0
-      max            = 10
-      timeout        = 900
-      secrets        = []
-      publishes      = ["transcripts"]
-      enqueues       = []
-      bucket         = "write"
-      signs_urls     = false
-      subscriptions  = { media = "attributes.message_type = \"video\"" }
-      task_queues    = []
-      storage_events = false
+      variant       = "media"
+      packages      = "ffmpeg pocketsphinx pocketsphinx-en-us"
+      cpu           = "2"
+      memory        = "2Gi"
+      concurrency   = 2
+      max           = 10
+      timeout       = 900
+      bucket        = "write"
+      subscriptions = { media = "attributes.message_type = \"video\"" }
     }
     media-document = {
-      variant        = "media"
-      packages       = "poppler-utils"
-      public         = false
-      cpu            = "1"
-      memory         = "1Gi"
-      concurrency    = 4
-      min            = 0
-      max            = 10
-      timeout        = 300
-      secrets        = []
-      publishes      = []
-      enqueues       = []
-      bucket         = "read"
-      signs_urls     = false
-      subscriptions  = { media = "attributes.message_type = \"document\"" }
-      task_queues    = []
-      storage_events = false
+      variant       = "media"
+      packages      = "poppler-utils"
+      memory        = "1Gi"
+      concurrency   = 4
+      max           = 10
+      timeout       = 300
+      bucket        = "read"
+      subscriptions = { media = "attributes.message_type = \"document\"" }
     }
   }
 
-  # Overrides from var.instances applied.
+  # Every setting of every function, then the overrides from var.instances.
+  function_catalog = {
+    for name, spec in local.function_specs : name => merge(local.function_defaults, spec)
+  }
   functions = {
-    for name, spec in local.function_specs : name => merge(spec, {
-      min = coalesce(try(var.instances[name].min, null), spec.min)
-      max = coalesce(try(var.instances[name].max, null), spec.max)
+    for name, f in local.function_catalog : name => merge(f, {
+      min = coalesce(try(var.instances[name].min, null), f.min)
+      max = coalesce(try(var.instances[name].max, null), f.max)
     })
   }
 
@@ -237,7 +166,8 @@ locals {
     api-key      = "ZAPFN_API_KEY"
   }
 
-  # Cloud Scheduler jobs: an authenticated POST to a function's path.
+  # Cloud Scheduler jobs: a POST to a function's path with an OIDC token of the job's
+  # own service account, which may invoke that function only (modules/scheduler).
   jobs = {
     relay = {
       function    = "webhook"
@@ -249,7 +179,7 @@ locals {
       function    = "send"
       path        = "/_jobs/retention"
       schedule    = var.retention_schedule
-      description = "Deletes stored messages and events older than the retention period."
+      description = "Deletes stored messages, events and media older than the retention period (ZAPFN_RETENTION_DAYS)."
     }
   }
 }

@@ -53,7 +53,6 @@ locals {
     WA_PHONE_NUMBER_ID          = var.wa_phone_number_id
     ZAPFN_MAX_ATTEMPTS          = tostring(var.max_attempts)
     ZAPFN_MAX_RETRY_SECONDS     = tostring(var.max_retry_seconds)
-    ZAPFN_RETENTION_DAYS        = tostring(var.retention_days)
     ZAPFN_STORE                 = var.enable_cloud_sql ? "postgres" : "firestore"
     ZAPFN_FIRESTORE_DATABASE    = module.firestore.database
     ZAPFN_BLOBS                 = "gcs"
@@ -67,20 +66,20 @@ locals {
     ZAPFN_PUSH_AUDIENCE         = local.audience
     ZAPFN_OCR_ENGINE            = var.ocr_engine
     ZAPFN_SPEECH_ENGINE         = var.speech_engine
-    ZAPFN_PUSH_SERVICE_ACCOUNTS = join(",", [
-      module.pubsub.push_email, module.tasks.tasks_email, module.scheduler.email, module.eventarc.email,
-    ])
   }
 
   relay_function = local.jobs.relay.function
-  job_targets    = toset([for job in local.jobs : job.function])
 
+  # The identities Google calls each function as: each gets run.invoker on that
+  # function only, and they are the only callers whose OIDC tokens the function
+  # accepts on its push, task, event and job routes (ZAPFN_PUSH_SERVICE_ACCOUNTS,
+  # modules/service).
   invokers = {
     for name, f in local.functions : name => merge(
       length(f.subscriptions) > 0 ? { push = module.pubsub.push_member } : {},
       length(f.task_queues) > 0 ? { tasks = module.tasks.tasks_member } : {},
       f.storage_events ? { events = module.eventarc.member } : {},
-      contains(local.job_targets, name) ? { scheduler = module.scheduler.member } : {},
+      { for key, job in local.jobs : "job-${key}" => module.scheduler.members[key] if job.function == name },
     )
   }
 
@@ -136,7 +135,10 @@ module "storage" {
   kms_key_name        = var.kms_key_name
   deletion_protection = var.deletion_protection
   readers = {
-    for name, f in local.functions : name => module.service[name].service_account_member if f.bucket == "read"
+    for name, f in local.functions : name => module.service[name].service_account_member if contains(["read", "read-delete"], f.bucket)
+  }
+  deleters = {
+    for name, f in local.functions : name => module.service[name].service_account_member if f.bucket == "read-delete"
   }
   writers = {
     for name, f in local.functions : name => module.service[name].service_account_member if f.bucket == "write"
@@ -182,29 +184,29 @@ module "redis" {
 
 module "service" {
   source   = "./modules/service"
-  for_each = toset(keys(local.functions))
+  for_each = local.functions
 
   project_id            = var.project_id
   region                = var.region
   name_prefix           = local.prefix
   name                  = each.key
   image                 = "${module.project.image_base}/${each.key}:${var.image_tag}"
-  cpu                   = local.functions[each.key].cpu
-  memory                = local.functions[each.key].memory
-  concurrency           = local.functions[each.key].concurrency
-  min_instances         = local.functions[each.key].min
-  max_instances         = local.functions[each.key].max
-  timeout_seconds       = local.functions[each.key].timeout
-  execution_environment = local.functions[each.key].variant == "media" ? "EXECUTION_ENVIRONMENT_GEN2" : "EXECUTION_ENVIRONMENT_GEN1"
-  public                = local.functions[each.key].public
-  ingress = (local.functions[each.key].public
+  cpu                   = each.value.cpu
+  memory                = each.value.memory
+  concurrency           = each.value.concurrency
+  min_instances         = each.value.min
+  max_instances         = each.value.max
+  timeout_seconds       = each.value.timeout
+  execution_environment = each.value.variant == "media" ? "EXECUTION_ENVIRONMENT_GEN2" : "EXECUTION_ENVIRONMENT_GEN1"
+  public                = each.value.public
+  ingress = (each.value.public
     ? (var.edge == "load_balancer" ? "INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER" : "INGRESS_TRAFFIC_ALL")
   : "INGRESS_TRAFFIC_INTERNAL_ONLY")
   invokers            = local.invokers[each.key]
   custom_audiences    = [local.audience]
-  env                 = local.common_env
+  env                 = merge(local.common_env, each.value.env)
   secret_env          = local.secret_env[each.key]
-  signs_urls          = local.functions[each.key].signs_urls
+  signs_urls          = each.value.signs_urls
   firestore_database  = var.enable_cloud_sql ? "" : local.prefix
   cloud_sql_instance  = ""
   vpc                 = local.network == 1 ? { network = module.network[0].network, subnetwork = module.network[0].subnetwork } : null

@@ -123,7 +123,7 @@ variable "max_retry_seconds" {
 }
 
 variable "retention_days" {
-  description = "Days media objects are kept in the bucket (lifecycle rule) and stored data is kept by the retention job."
+  description = "Days media objects are kept in the bucket (lifecycle rule) and stored data is kept by the retention job (ZAPFN_RETENTION_DAYS of the send service)."
   type        = number
   default     = 90
 }

@@ -74,6 +74,26 @@ pub fn catalog() -> Value {
     tf("infra/functions.tf")["locals"].clone()
 }
 
+/// Every function's full settings: `function_defaults` merged with its entry of
+/// `function_specs` (what `local.function_catalog` computes in Terraform).
+pub fn function_specs() -> BTreeMap<String, Value> {
+    let catalog = catalog();
+    let defaults = catalog["function_defaults"]
+        .as_object()
+        .expect("infra/functions.tf: locals.function_defaults")
+        .clone();
+    catalog["function_specs"]
+        .as_object()
+        .expect("infra/functions.tf: locals.function_specs")
+        .iter()
+        .map(|(name, spec)| {
+            let mut merged = defaults.clone();
+            merged.extend(spec.as_object().cloned().unwrap_or_default());
+            (name.clone(), Value::Object(merged))
+        })
+        .collect()
+}
+
 /// Topic constants of the store (`pub const MESSAGES: &str = "messages"`): NAME => value.
 pub fn topic_constants() -> BTreeMap<String, String> {
     let model = read("shared/store/src/model.rs");
@@ -107,6 +127,105 @@ pub fn code_subscriptions() -> BTreeMap<String, BTreeSet<String>> {
                 })
                 .collect();
             (function, topics)
+        })
+        .collect()
+}
+
+/// The store writes that publish events to fixed topics: Store method => the module
+/// of the SQLite store that implements it (the other stores publish the same).
+pub const PUBLISHING_STORE_WRITES: [(&str, &str); 2] = [
+    ("ingest", "shared/store/src/sqlite/ingest.rs"),
+    ("enqueue_send", "shared/store/src/sqlite/messages.rs"),
+];
+
+/// Topics a module of the SQLite store writes to the outbox with a fixed topic
+/// (`outbox::publish(conn, topics::X, …)`).
+pub fn store_module_topics(relative: &str) -> BTreeSet<String> {
+    let constants = topic_constants();
+    Regex::new(r"outbox::publish\(\s*\w+,\s*topics::(\w+)")
+        .unwrap()
+        .captures_iter(&read(relative))
+        .map(|c| constants[&c[1]].clone())
+        .collect()
+}
+
+/// Topics each function's code writes events to (the outbox, which its relay then
+/// forwards: `dispatch` to Cloud Tasks, the rest to Pub/Sub): the store writes it
+/// calls from [`PUBLISHING_STORE_WRITES`], and the `NewEvent { topic: topics::X, … }`
+/// it builds (handed to `annotate_media`). Test modules are left out.
+pub fn code_publishes() -> BTreeMap<String, BTreeSet<String>> {
+    let constants = topic_constants();
+    let event = Regex::new(r"topic:\s*topics::(\w+)").unwrap();
+    let call = Regex::new(r"\.(\w+)\(").unwrap();
+    let writes: BTreeMap<&str, BTreeSet<String>> = PUBLISHING_STORE_WRITES
+        .iter()
+        .map(|(method, module)| (*method, store_module_topics(module)))
+        .collect();
+    function_crates()
+        .into_iter()
+        .map(|function| {
+            let mut topics = BTreeSet::new();
+            for source in production_sources(&format!("functions/{function}/src")) {
+                topics.extend(
+                    event
+                        .captures_iter(&source)
+                        .map(|c| constants[&c[1]].clone()),
+                );
+                for c in call.captures_iter(&source) {
+                    if let Some(published) = writes.get(&c[1]) {
+                        topics.extend(published.iter().cloned());
+                    }
+                }
+            }
+            (function, topics)
+        })
+        .collect()
+}
+
+/// What a function's code does with media objects.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct BlobUse {
+    pub read: bool,
+    pub write: bool,
+    pub delete: bool,
+    pub sign: bool,
+}
+
+/// Each function's use of the blob store, from its code: `blobs.get`, the shared
+/// media `Processor` (which reads the stored object) → read; `blobs.put`,
+/// `put_derived` → write; `blobs.delete` → delete; `signed_url` → sign (and read:
+/// a signed URL is authorised as its signer).
+pub fn code_blob_use() -> BTreeMap<String, BlobUse> {
+    let pattern = |p: &str| Regex::new(p).unwrap();
+    let (get, put, delete, sign) = (
+        pattern(r"blobs\s*\.get\(|Processor::new\("),
+        pattern(r"blobs\s*\.put\(|\.put_derived\("),
+        pattern(r"blobs\s*\.delete\("),
+        pattern(r"\.signed_url\("),
+    );
+    function_crates()
+        .into_iter()
+        .map(|function| {
+            let mut uses = BlobUse::default();
+            for source in production_sources(&format!("functions/{function}/src")) {
+                uses.sign |= sign.is_match(&source);
+                uses.read |= get.is_match(&source) || uses.sign;
+                uses.write |= put.is_match(&source);
+                uses.delete |= delete.is_match(&source);
+            }
+            (function, uses)
+        })
+        .collect()
+}
+
+/// [`rust_sources`] without their `#[cfg(test)]` modules (which seed data through
+/// the store like the functions they test do not).
+pub fn production_sources(relative: &str) -> Vec<String> {
+    rust_sources(relative)
+        .into_iter()
+        .map(|source| match source.find("#[cfg(test)]") {
+            Some(tests) => source[..tests].to_owned(),
+            None => source,
         })
         .collect()
 }
@@ -151,6 +270,17 @@ pub fn camel_case(snake: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn store_writes_publish_their_topics() {
+        let ingest = store_module_topics(PUBLISHING_STORE_WRITES[0].1);
+        assert_eq!(
+            ingest,
+            BTreeSet::from(["messages".into(), "statuses".into()])
+        );
+        let send = store_module_topics(PUBLISHING_STORE_WRITES[1].1);
+        assert_eq!(send, BTreeSet::from(["dispatch".into()]));
+    }
 
     #[test]
     fn camel_case_matches_tracing_stackdriver() {

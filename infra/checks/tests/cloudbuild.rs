@@ -44,7 +44,7 @@ fn builds_tests_and_deploys_every_function_in_parallel() {
         "tests run `make test` through .ci/run"
     );
     assert!(script(step(steps, "compile")).contains("scripts/build-functions.sh dist"));
-    let specs = catalog()["function_specs"].clone();
+    let specs = function_specs();
     for function in function_crates() {
         let spec = &specs[&function];
         let image = step(steps, &format!("image-{function}"));

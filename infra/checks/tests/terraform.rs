@@ -30,14 +30,13 @@ fn every_tf_file_parses() {
 
 #[test]
 fn every_function_crate_is_a_service_with_an_identity_and_a_trigger() {
-    let catalog = catalog();
-    let specs = &catalog["function_specs"];
+    let specs = function_specs();
     assert_eq!(
-        keys(specs),
+        specs.keys().cloned().collect::<BTreeSet<_>>(),
         function_crates(),
         "infra/functions.tf must list exactly the crates in functions/"
     );
-    for (name, spec) in specs.as_object().unwrap() {
+    for (name, spec) in &specs {
         let triggered = spec["public"] == true
             || !keys(&spec["subscriptions"]).is_empty()
             || !strings(&spec["task_queues"]).is_empty()
@@ -54,7 +53,15 @@ fn every_function_crate_is_a_service_with_an_identity_and_a_trigger() {
     // One service per catalog entry, created with its own service account.
     let module = &tf("infra/main.tf")["module"]["service"];
     assert_eq!(text(&module["source"]), "./modules/service");
-    assert!(text(&module["for_each"]).contains("local.functions"));
+    assert_eq!(text(&module["for_each"]), "${local.functions}");
+    // Every entry's keys are settings the defaults declare (a typo would be ignored).
+    let catalog = catalog();
+    let settings = keys(&catalog["function_defaults"]);
+    for (name, spec) in catalog["function_specs"].as_object().unwrap() {
+        for key in keys(spec) {
+            assert!(settings.contains(&key), "{name}: unknown setting {key}");
+        }
+    }
     let service = tf("infra/modules/service/main.tf");
     assert!(service["resource"]["google_service_account"]["fn"].is_object());
     let template = &service["resource"]["google_cloud_run_v2_service"]["fn"]["template"];
@@ -66,8 +73,7 @@ fn every_function_crate_is_a_service_with_an_identity_and_a_trigger() {
 
 #[test]
 fn subscriptions_match_the_code() {
-    let catalog = catalog();
-    let specs = &catalog["function_specs"];
+    let specs = function_specs();
     for (function, topics) in code_subscriptions() {
         let spec = &specs[&function];
         let declared = keys(&spec["subscriptions"]);
@@ -97,9 +103,7 @@ fn every_topic_has_a_subscription_with_a_dead_letter_policy() {
         .filter(|t| t != "dispatch")
         .collect();
     assert_eq!(topics, code_topics, "Pub/Sub topics vs the store's topics");
-    let subscribed: BTreeSet<String> = catalog["function_specs"]
-        .as_object()
-        .unwrap()
+    let subscribed: BTreeSet<String> = function_specs()
         .values()
         .flat_map(|spec| keys(&spec["subscriptions"]))
         .collect();
@@ -140,7 +144,7 @@ fn every_referenced_secret_exists_and_is_used() {
     let catalog = catalog();
     let secrets = keys(&catalog["secrets"]);
     let mut used = BTreeSet::new();
-    for (name, spec) in catalog["function_specs"].as_object().unwrap() {
+    for (name, spec) in &function_specs() {
         for secret in strings(&spec["secrets"]) {
             assert!(
                 secrets.contains(&secret),
@@ -276,8 +280,7 @@ fn modules_and_variables_line_up() {
 
 #[test]
 fn private_functions_are_not_public() {
-    let catalog = catalog();
-    for (name, spec) in catalog["function_specs"].as_object().unwrap() {
+    for (name, spec) in &function_specs() {
         let public = spec["public"] == true;
         assert_eq!(
             public,
@@ -290,5 +293,228 @@ fn private_functions_are_not_public() {
     assert!(
         ingress.contains("INGRESS_TRAFFIC_INTERNAL_ONLY"),
         "{ingress}"
+    );
+}
+
+/// `publishes` and `enqueues` are what each function's code writes to the outbox:
+/// Pub/Sub publisher on exactly those topics, and a Cloud Tasks enqueuer on the
+/// queue the runtime creates tasks in (ZAPFN_TASKS_QUEUE) exactly when it sends.
+#[test]
+fn publishes_match_the_code() {
+    let specs = function_specs();
+    let queue = text(&tf("infra/main.tf")["locals"]["common_env"]["ZAPFN_TASKS_QUEUE"]).to_owned();
+    assert_eq!(queue, "${module.tasks.queue_ids[\"sending\"]}");
+    for (function, topics) in code_publishes() {
+        let spec = &specs[&function];
+        let bus: BTreeSet<String> = topics
+            .iter()
+            .filter(|t| *t != "dispatch")
+            .cloned()
+            .collect();
+        assert_eq!(
+            strings(&spec["publishes"]),
+            bus,
+            "{function}: `publishes` in infra/functions.tf vs the events its code writes"
+        );
+        let enqueues = strings(&spec["enqueues"]);
+        if topics.contains("dispatch") {
+            assert_eq!(
+                enqueues,
+                BTreeSet::from(["sending".to_owned()]),
+                "{function} sends: it enqueues on ZAPFN_TASKS_QUEUE (sending) only"
+            );
+        } else {
+            assert!(
+                enqueues.is_empty(),
+                "{function} sends nothing but may enqueue {enqueues:?}"
+            );
+        }
+    }
+    // Every store write with a fixed topic is known to code_publishes.
+    let known: BTreeSet<&str> = PUBLISHING_STORE_WRITES.iter().map(|(_, m)| *m).collect();
+    for entry in std::fs::read_dir(repo().join("shared/store/src/sqlite")).unwrap() {
+        let path = entry.unwrap().path();
+        let module = format!(
+            "shared/store/src/sqlite/{}",
+            path.file_name().unwrap().to_string_lossy()
+        );
+        if path.extension().is_some_and(|e| e == "rs") && !store_module_topics(&module).is_empty() {
+            assert!(
+                known.contains(module.as_str()),
+                "{module} publishes fixed topics: add its Store method to PUBLISHING_STORE_WRITES"
+            );
+        }
+    }
+}
+
+/// Bucket access covers what each function's code does with media objects, and no
+/// function may create or overwrite objects without writing any.
+#[test]
+fn bucket_access_matches_the_code() {
+    let specs = function_specs();
+    for (function, uses) in code_blob_use() {
+        let spec = &specs[&function];
+        let bucket = text(&spec["bucket"]);
+        assert!(
+            ["none", "read", "read-delete", "write"].contains(&bucket),
+            "{function}: bucket = {bucket:?}"
+        );
+        let reads = bucket != "none";
+        let deletes = bucket == "read-delete" || bucket == "write";
+        assert_eq!(
+            bucket == "write",
+            uses.write,
+            "{function}: bucket = {bucket:?} vs {uses:?}"
+        );
+        assert!(
+            !uses.read || reads,
+            "{function} reads objects: bucket = {bucket:?}"
+        );
+        assert!(
+            !uses.delete || deletes,
+            "{function} deletes objects: bucket = {bucket:?}"
+        );
+        assert_eq!(
+            spec["signs_urls"] == true,
+            uses.sign,
+            "{function}: signs_urls vs signed_url() in its code"
+        );
+    }
+    // Signing: IAM signBlob on the function's own account, nobody else's.
+    let service = tf("infra/modules/service/main.tf");
+    let sign = &service["resource"]["google_service_account_iam_member"]["sign_urls"];
+    assert_eq!(text(&sign["role"]), "roles/iam.serviceAccountTokenCreator");
+    assert_eq!(
+        text(&sign["service_account_id"]),
+        "${google_service_account.fn.name}"
+    );
+    assert_eq!(text(&sign["member"]), "${google_service_account.fn.member}");
+    assert!(
+        read("infra/main.tf").contains("\"iamcredentials.googleapis.com\","),
+        "signBlob goes through the IAM credentials API"
+    );
+    // Deleting: a custom role with storage.objects.delete only, on the bucket.
+    let storage = tf("infra/modules/storage/main.tf");
+    let role = &storage["resource"]["google_project_iam_custom_role"]["media_deleter"];
+    assert_eq!(
+        role["permissions"],
+        serde_json::json!(["storage.objects.delete"])
+    );
+    let deleter = &storage["resource"]["google_storage_bucket_iam_member"]["deleter"];
+    assert_eq!(
+        text(&deleter["bucket"]),
+        "${google_storage_bucket.media.name}"
+    );
+    let storage_call = &tf("infra/main.tf")["module"]["storage"];
+    for (argument, mode) in [
+        ("readers", "read-delete"),
+        ("deleters", "read-delete"),
+        ("writers", "write"),
+    ] {
+        assert!(
+            text(&storage_call[argument]).contains(mode),
+            "module storage: {argument} from bucket = {mode:?}"
+        );
+    }
+}
+
+/// Cloud Scheduler: each job posts to its function with an OIDC token of its own
+/// service account, which may invoke that function only; the function accepts
+/// tokens of its invokers only; retention runs on send with ZAPFN_RETENTION_DAYS.
+#[test]
+fn scheduler_jobs_call_their_function_as_their_own_identity() {
+    let catalog = catalog();
+    let jobs = catalog["jobs"].as_object().unwrap();
+    assert_eq!(text(&jobs["retention"]["function"]), "send");
+    assert_eq!(text(&jobs["retention"]["path"]), "/_jobs/retention");
+    assert_eq!(
+        text(&jobs["retention"]["schedule"]),
+        "${var.retention_schedule}"
+    );
+    assert_eq!(text(&jobs["relay"]["path"]), "/_relay");
+    let specs = function_specs();
+    assert_eq!(
+        specs["send"]["env"]["ZAPFN_RETENTION_DAYS"],
+        "${tostring(var.retention_days)}"
+    );
+    let main = tf("infra/main.tf");
+    let common = &main["locals"]["common_env"];
+    assert!(
+        common.get("ZAPFN_RETENTION_DAYS").is_none(),
+        "retention is send's job"
+    );
+    assert!(
+        common.get("ZAPFN_PUSH_SERVICE_ACCOUNTS").is_none(),
+        "set per function"
+    );
+    assert_eq!(
+        text(&main["module"]["service"]["env"]),
+        "${merge(local.common_env, each.value.env)}"
+    );
+    // A job's path is served by the function it targets (or by nobody yet), not by another.
+    for (key, job) in jobs {
+        let target = text(&job["function"]);
+        let path = format!("\"{}\"", text(&job["path"]));
+        let serves = |function: &str| {
+            production_sources(&format!("functions/{function}/src"))
+                .iter()
+                .any(|source| source.contains(&path))
+        };
+        let runtime = production_sources("shared/runtime/src")
+            .iter()
+            .any(|source| source.contains(&path));
+        for function in function_crates() {
+            if function != target {
+                assert!(
+                    !serves(&function),
+                    "job {key}: {path} is served by {function}, not {target}"
+                );
+            }
+        }
+        if !serves(target) && !runtime {
+            eprintln!("job {key}: no code serves {path} yet");
+        }
+    }
+    // One identity per job; its token carries that identity.
+    let scheduler = tf("infra/modules/scheduler/main.tf");
+    let accounts = &scheduler["resource"]["google_service_account"]["job"];
+    assert_eq!(text(&accounts["for_each"]), "${var.jobs}");
+    let job = &scheduler["resource"]["google_cloud_scheduler_job"]["job"];
+    assert_eq!(
+        text(&job["http_target"]["oidc_token"]["service_account_email"]),
+        "${google_service_account.job[each.key].email}"
+    );
+    assert_eq!(
+        text(&job["http_target"]["oidc_token"]["audience"]),
+        "${var.audience}"
+    );
+    // run.invoker for a job's identity on its target only.
+    let invokers = text(&main["locals"]["invokers"]);
+    assert!(
+        invokers.contains("module.scheduler.members[key] if job.function == name"),
+        "{invokers}"
+    );
+    // The function accepts OIDC tokens of exactly its invokers, never of anyone.
+    let service = tf("infra/modules/service/main.tf");
+    let env = text(&service["locals"]["env"]);
+    assert!(
+        env.contains("ZAPFN_PUSH_SERVICE_ACCOUNTS") && env.contains("values(var.invokers)"),
+        "{env}"
+    );
+    let containers =
+        &service["resource"]["google_cloud_run_v2_service"]["fn"]["template"]["containers"];
+    assert_eq!(
+        text(&containers["dynamic"]["env"][0]["for_each"]),
+        "${local.env}"
+    );
+    let invoker = &service["resource"]["google_cloud_run_v2_service_iam_member"]["invoker"];
+    assert_eq!(text(&invoker["for_each"]), "${var.invokers}");
+    assert_eq!(text(&invoker["role"]), "roles/run.invoker");
+    let variables = tf_blocks("infra/modules/service/variables.tf", "variable");
+    assert!(variables["invokers"].get("default").is_none());
+    assert!(
+        text(&variables["invokers"]["validation"]["condition"])
+            .contains("length(var.invokers) > 0"),
+        "an empty ZAPFN_PUSH_SERVICE_ACCOUNTS would accept any Google account"
     );
 }

@@ -1,9 +1,14 @@
-# Periodic jobs: an OIDC-authenticated POST to a function's path.
+# Periodic jobs: an OIDC-authenticated POST to a function's path. Each job has its
+# own service account, so each may invoke only the function it targets (the caller
+# grants run.invoker on that one service) and a function's job routes accept only
+# their own job's tokens.
 
-resource "google_service_account" "scheduler" {
+resource "google_service_account" "job" {
+  for_each = var.jobs
+
   project      = var.project_id
-  account_id   = "${var.name_prefix}-scheduler"
-  display_name = "zapfn Cloud Scheduler identity"
+  account_id   = "${var.name_prefix}-job-${each.key}"
+  display_name = "zapfn Cloud Scheduler job ${each.key}"
 }
 
 resource "google_cloud_scheduler_job" "job" {
@@ -27,7 +32,7 @@ resource "google_cloud_scheduler_job" "job" {
     uri         = each.value.uri
 
     oidc_token {
-      service_account_email = google_service_account.scheduler.email
+      service_account_email = google_service_account.job[each.key].email
       audience              = var.audience
     }
   }

@@ -1,11 +1,11 @@
-output "member" {
-  description = "IAM member of the scheduler identity (grant it run.invoker on the targets)."
-  value       = google_service_account.scheduler.member
+output "members" {
+  description = "Job => IAM member of its identity (grant it run.invoker on the job's target only)."
+  value       = { for key, account in google_service_account.job : key => account.member }
 }
 
-output "email" {
-  description = "E-mail of the scheduler identity."
-  value       = google_service_account.scheduler.email
+output "emails" {
+  description = "Job => e-mail of its identity."
+  value       = { for key, account in google_service_account.job : key => account.email }
 }
 
 output "jobs" {

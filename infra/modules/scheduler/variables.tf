@@ -19,6 +19,11 @@ variable "audience" {
 }
 
 variable "jobs" {
-  description = "Job => { uri, schedule (cron, UTC), description }."
+  description = "Job => { uri, schedule (cron, UTC), description }. Job names become service account ids (<prefix>-job-<name>, at most 30 characters)."
   type        = map(object({ uri = string, schedule = string, description = string }))
+
+  validation {
+    condition     = alltrue([for key in keys(var.jobs) : can(regex("^[a-z][a-z0-9-]{0,13}$", key))])
+    error_message = "Job names: lowercase letters, digits and dashes, starting with a letter, at most 14 characters (service account ids)."
+  }
 }

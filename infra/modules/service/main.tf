@@ -3,6 +3,12 @@
 
 locals {
   service_name = "${var.name_prefix}-${var.name}"
+
+  # The function's push, task, event and job routes accept OIDC tokens of exactly the
+  # identities allowed to invoke it (var.invokers), nobody else's.
+  env = merge(var.env, {
+    ZAPFN_PUSH_SERVICE_ACCOUNTS = join(",", sort([for member in values(var.invokers) : trimprefix(member, "serviceAccount:")]))
+  })
 }
 
 resource "google_service_account" "fn" {
@@ -42,7 +48,12 @@ resource "google_service_account_iam_member" "deployer" {
   member             = var.deployer
 }
 
-# V4 signed URLs are signed with the service account's key through signBlob.
+# V4 signed URLs: on Cloud Run there is no key file, so the storage client
+# (gcloud-storage with the metadata server's credentials) signs with IAM
+# `projects/-/serviceAccounts/<own e-mail>:signBlob` (iamcredentials API).
+# roles/iam.serviceAccountTokenCreator on the function's own account only: it adds
+# signBlob/signJwt as itself; the tokens it could mint for itself the metadata
+# server already gives it. No other account can be impersonated.
 resource "google_service_account_iam_member" "sign_urls" {
   count = var.signs_urls ? 1 : 0
 
@@ -86,7 +97,7 @@ resource "google_cloud_run_v2_service" "fn" {
       }
 
       dynamic "env" {
-        for_each = var.env
+        for_each = local.env
         content {
           name  = env.key
           value = env.value

@@ -70,9 +70,15 @@ variable "public" {
 }
 
 variable "invokers" {
-  description = "Name => IAM member allowed to invoke the service (push, task, event and scheduler identities)."
+  description = "Name => IAM member (a service account) allowed to invoke the service: push, task, event and scheduler identities. They are also the only callers whose OIDC tokens its internal routes accept (ZAPFN_PUSH_SERVICE_ACCOUNTS)."
   type        = map(string)
-  default     = {}
+
+  # With ZAPFN_PUSH_SERVICE_ACCOUNTS empty the function would accept a token of any
+  # Google service account minted for the audience.
+  validation {
+    condition     = length(var.invokers) > 0 && alltrue([for member in values(var.invokers) : startswith(member, "serviceAccount:")])
+    error_message = "Every function needs at least one invoking service account (a subscription, task queue, storage events or a job)."
+  }
 }
 
 variable "custom_audiences" {
@@ -82,7 +88,7 @@ variable "custom_audiences" {
 }
 
 variable "env" {
-  description = "Plain environment variables."
+  description = "Plain environment variables (ZAPFN_PUSH_SERVICE_ACCOUNTS is set from var.invokers)."
   type        = map(string)
 }
 

@@ -59,6 +59,8 @@ resource "google_storage_bucket" "media" {
   depends_on = [google_kms_crypto_key_iam_member.gcs_uses_key]
 }
 
+# Readers get, list and sign URLs for objects (a V4 signed URL is authorised as
+# its signer, so the signing function must be able to read the object).
 resource "google_storage_bucket_iam_member" "reader" {
   for_each = var.readers
 
@@ -67,6 +69,30 @@ resource "google_storage_bucket_iam_member" "reader" {
   member = each.value
 }
 
+# Deleters (the send API's erasure and retention) remove objects they can read but
+# never create or overwrite one: no predefined role has storage.objects.delete
+# without storage.objects.create (roles/storage.objectUser has both, and update), so
+# a custom role with that single permission is granted on this bucket only.
+resource "google_project_iam_custom_role" "media_deleter" {
+  count = length(var.deleters) == 0 ? 0 : 1
+
+  project     = var.project_id
+  role_id     = "${replace(var.name_prefix, "-", "_")}_media_deleter"
+  title       = "zapfn media deleter"
+  description = "Deletes objects of the zapfn media bucket (granted on the bucket only)."
+  permissions = ["storage.objects.delete"]
+}
+
+resource "google_storage_bucket_iam_member" "deleter" {
+  for_each = var.deleters
+
+  bucket = google_storage_bucket.media.name
+  role   = google_project_iam_custom_role.media_deleter[0].id
+  member = each.value
+}
+
+# Writers (the media functions that store originals and derived files) create,
+# read, overwrite and delete objects.
 resource "google_storage_bucket_iam_member" "writer" {
   for_each = var.writers
 

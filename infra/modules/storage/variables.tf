@@ -30,6 +30,12 @@ variable "readers" {
   default     = {}
 }
 
+variable "deleters" {
+  description = "Name => IAM member that deletes objects (and nothing else; grant read through readers)."
+  type        = map(string)
+  default     = {}
+}
+
 variable "writers" {
   description = "Name => IAM member that creates, reads, overwrites and deletes objects."
   type        = map(string)
