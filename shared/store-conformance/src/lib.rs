@@ -235,6 +235,9 @@ macro_rules! conformance_tests {
             api_keys_are_found_by_hash_while_live,
             revoked_keys_authenticate_nothing_and_are_still_listed,
             audit_log_keeps_entries_newest_first,
+            erasing_a_contact_deletes_messages_histories_events_and_conversation,
+            erasing_what_is_not_stored_deletes_nothing,
+            retention_lists_old_messages_and_purges_what_they_leave_behind,
         }
     };
 }

@@ -96,6 +96,7 @@
 //!   (one retries); leasing is still exclusive.
 
 mod audit;
+mod contacts;
 mod error;
 mod ingest;
 mod keys;
@@ -120,9 +121,9 @@ use firestore::{
 };
 use rand::Rng;
 use zapfn_store::{
-    topics, ApiKey, AuditEntry, Conversation, ConversationQuery, Delivery, Enqueued, IngestReport,
-    MessageView, NewEvent, NewOutbound, OutboundMessage, Page, PageRequest, QueueDepths, Result,
-    Settlement, Store, StoreError,
+    topics, ApiKey, AuditEntry, Conversation, ConversationQuery, Delivery, Enqueued, Erased,
+    IngestReport, MessageView, NewEvent, NewOutbound, OutboundMessage, Page, PageRequest,
+    QueueDepths, Result, Settlement, Store, StoreError, StoredMessage,
 };
 use zapfn_whatsapp::webhook::{Notification, StatusUpdate};
 
@@ -640,5 +641,22 @@ impl Store for FirestoreStore {
 
     async fn queue_depths(&self) -> Result<QueueDepths> {
         outbox::depths(self.db(), self.layout()).await
+    }
+
+    async fn erase_messages(&self, ids: &[String]) -> Result<Erased> {
+        self.erase_message_docs(ids).await
+    }
+
+    async fn erase_conversation(&self, phone_number_id: &str, wa_id: &str) -> Result<Erased> {
+        self.erase_contact_conversation(phone_number_id, wa_id)
+            .await
+    }
+
+    async fn messages_before(&self, before: i64, limit: usize) -> Result<Vec<StoredMessage>> {
+        self.messages_older_than(before, limit).await
+    }
+
+    async fn purge_expired(&self, before: i64, limit: usize) -> Result<Erased> {
+        self.purge_older_than(before, limit).await
     }
 }

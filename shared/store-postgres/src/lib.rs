@@ -14,6 +14,7 @@
 //! - Errors: data the database refuses is `StoreError::Invalid`; connections,
 //!   pool timeouts and conflicts that persist are `StoreError::Unavailable`.
 
+mod contacts;
 mod db;
 mod ingest;
 mod keys;
@@ -326,5 +327,26 @@ impl Store for PostgresStore {
     async fn queue_depths(&self) -> Result<QueueDepths> {
         let client = self.pool.get().await.map_err(Failure::from)?;
         Ok(outbox::depths(&client).await?)
+    }
+
+    async fn erase_messages(&self, ids: &[String]) -> Result<Erased> {
+        let ids: Vec<String> = ids.iter().map(|id| storable_text(id)).collect();
+        transaction!(self.pool, |tx| contacts::erase_messages(tx, &ids))
+    }
+
+    async fn erase_conversation(&self, phone_number_id: &str, wa_id: &str) -> Result<Erased> {
+        let (pnid, wa_id) = (storable_text(phone_number_id), storable_text(wa_id));
+        transaction!(self.pool, |tx| contacts::erase_conversation(
+            tx, &pnid, &wa_id
+        ))
+    }
+
+    async fn messages_before(&self, before: i64, limit: usize) -> Result<Vec<StoredMessage>> {
+        let client = self.pool.get().await.map_err(Failure::from)?;
+        Ok(contacts::messages_before(&client, before, limit).await?)
+    }
+
+    async fn purge_expired(&self, before: i64, limit: usize) -> Result<Erased> {
+        transaction!(self.pool, |tx| contacts::purge_expired(tx, before, limit))
     }
 }

@@ -4,6 +4,7 @@
 //! [`Store`] is the seam every function codes against; [`sqlite::SqliteStore`]
 //! is the embedded implementation (one file under `./.zapfn/`, WAL, group commit).
 
+pub mod erasure;
 pub mod model;
 pub mod sqlite;
 
@@ -12,6 +13,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use zapfn_whatsapp::webhook::{Notification, StatusUpdate};
 
+pub use erasure::*;
 pub use model::*;
 
 /// Errors from a store backend.
@@ -146,4 +148,25 @@ pub trait Store: Send + Sync + 'static {
 
     /// Events waiting (or in flight) per topic, and dead letters.
     async fn queue_depths(&self) -> Result<QueueDepths>;
+
+    /// Deletes these messages (by zapfn id; unknown ids are skipped), their
+    /// status history, and the queued events and dead letters that name them
+    /// (by `message_id`, or a status by wamid). Their media objects are the
+    /// caller's to delete first ([`StoredMessage::blob_keys`]).
+    async fn erase_messages(&self, ids: &[String]) -> Result<Erased>;
+
+    /// Deletes the conversation of (`phone_number_id`, `wa_id`) if no message
+    /// is left in it (else counts none: erase those first), and every queued
+    /// event and dead letter about the contact (its ordering key, or a payload
+    /// naming the number and the contact as `from` or `recipient_id`).
+    async fn erase_conversation(&self, phone_number_id: &str, wa_id: &str) -> Result<Erased>;
+
+    /// Up to `limit` messages whose `timestamp` is before `before` (Unix
+    /// seconds), in no particular order: what retention deletes next.
+    async fn messages_before(&self, before: i64, limit: usize) -> Result<Vec<StoredMessage>>;
+
+    /// Deletes up to `limit` of each: conversations without messages whose last
+    /// message is before `before` (Unix seconds), dead letters that died before
+    /// it, and raw webhook events received before it.
+    async fn purge_expired(&self, before: i64, limit: usize) -> Result<Erased>;
 }

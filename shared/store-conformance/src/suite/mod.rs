@@ -2,6 +2,7 @@
 //! [`crate::conformance_tests!`], which lists every one of them.
 
 mod access;
+mod contacts;
 mod ingest;
 mod outbox;
 mod reads;
@@ -9,6 +10,7 @@ mod sends;
 mod statuses;
 
 pub use access::*;
+pub use contacts::*;
 pub use ingest::*;
 pub use outbox::*;
 pub use reads::*;

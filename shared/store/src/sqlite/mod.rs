@@ -3,6 +3,7 @@
 
 mod audit;
 mod checkpoint;
+mod contacts;
 mod ingest;
 mod keys;
 mod media;
@@ -22,7 +23,7 @@ use tokio::sync::Notify;
 use zapfn_whatsapp::webhook::{Notification, StatusUpdate};
 
 use crate::model::*;
-use crate::{Result, Store};
+use crate::{Erased, Result, Store, StoredMessage};
 use checkpoint::Checkpointer;
 use readers::Readers;
 use writer::Writer;
@@ -348,5 +349,31 @@ impl Store for SqliteStore {
 
     async fn queue_depths(&self) -> Result<QueueDepths> {
         self.readers.read(outbox::depths).await
+    }
+
+    async fn erase_messages(&self, ids: &[String]) -> Result<Erased> {
+        let ids = ids.to_vec();
+        self.writer
+            .write(move |conn| contacts::erase_messages(conn, &ids))
+            .await
+    }
+
+    async fn erase_conversation(&self, phone_number_id: &str, wa_id: &str) -> Result<Erased> {
+        let (pnid, wa_id) = (phone_number_id.to_owned(), wa_id.to_owned());
+        self.writer
+            .write(move |conn| contacts::erase_conversation(conn, &pnid, &wa_id))
+            .await
+    }
+
+    async fn messages_before(&self, before: i64, limit: usize) -> Result<Vec<StoredMessage>> {
+        self.readers
+            .read(move |conn| contacts::messages_before(conn, before, limit))
+            .await
+    }
+
+    async fn purge_expired(&self, before: i64, limit: usize) -> Result<Erased> {
+        self.writer
+            .write(move |conn| contacts::purge_expired(conn, before, limit))
+            .await
     }
 }
