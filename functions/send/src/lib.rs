@@ -2,14 +2,20 @@
 //! takes Meta's own send body, validates it, checks the 24-hour window, stores
 //! it as `queued` with its dispatch task and answers 202. It also serves the
 //! read API (`/v1/messages`, `/v1/conversations`, `/v1/media`) and media uploads
-//! (`POST /v1/{phone_number_id}/media`), and the admin routes (`/v1/keys`,
-//! `/v1/audit`). Every route needs an API key with the route's scope, for the
-//! business number the route touches; state-changing calls are audited.
+//! (`POST /v1/{phone_number_id}/media`), the admin routes (`/v1/keys`,
+//! `/v1/audit`), a contact's export and erasure (`/v1/contacts/{wa_id}`) and
+//! the retention job (`POST /_jobs/retention`). Every `/v1` route needs an API
+//! key with the route's scope, for the business number the route touches;
+//! state-changing calls are audited.
 
 mod admin;
+pub mod contacts;
+pub mod erase;
 mod errors;
+pub mod export;
 mod media;
 mod read;
+pub mod retention;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -35,12 +41,15 @@ const MAX_SEND_BODY: usize = 256 * 1024;
 const MAX_UPLOAD_BODY: usize = 101 * 1024 * 1024;
 
 /// The send function.
+/// In embedded mode it also starts the background retention runs.
 pub fn function(context: &Context) -> Function {
+    retention::start_embedded(context);
     Function::http("send", router(context.clone()))
 }
 
-/// All `/v1` routes behind API-key auth.
+/// All `/v1` routes behind API-key auth, and the retention job.
 pub fn router(context: Context) -> Router {
+    let auth = ApiAuth::new(context.clone());
     Router::new()
         .route("/v1/{phone_number_id}/messages", post(send_message))
         .route("/v1/messages/{id}", get(read::message))
@@ -64,10 +73,12 @@ pub fn router(context: Context) -> Router {
             audit::record_changes,
         ))
         .route_layer(middleware::from_fn_with_state(
-            ApiAuth::new(context.clone()),
+            auth.clone(),
             require_api_key,
         ))
-        .with_state(context)
+        .with_state(context.clone())
+        .merge(contacts::router(context.clone(), auth))
+        .merge(retention::router(context))
 }
 
 /// Validates, checks the window, stores and queues one send.

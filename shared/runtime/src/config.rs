@@ -55,6 +55,9 @@ pub struct Config {
     /// Let outbound media links reach loopback and private addresses
     /// (`ZAPFN_ALLOW_PRIVATE_MEDIA_HOSTS=1`; tests and local development only).
     pub allow_private_media_hosts: bool,
+    /// Messages, status events and media older than this many days are deleted by the
+    /// retention job (`ZAPFN_RETENTION_DAYS`; unset keeps everything).
+    pub retention_days: Option<u32>,
     /// Store, blob store, event bus and task queue backends (`ZAPFN_STORE`, ...).
     pub backends: Backends,
 }
@@ -124,6 +127,19 @@ impl Config {
                 problem: "must be at least 1".into(),
             });
         }
+        let retention_days = match lookup("ZAPFN_RETENTION_DAYS") {
+            None => None,
+            Some(text) => Some(
+                text.trim()
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|days| (1..=36_500).contains(days))
+                    .ok_or_else(|| ConfigError {
+                        name: "ZAPFN_RETENTION_DAYS",
+                        problem: format!("{text:?} is not a number of days from 1 to 36500"),
+                    })?,
+            ),
+        };
         let host = lookup("ZAPFN_HOST").unwrap_or_else(|| "127.0.0.1".into());
         let graph_url = lookup("WA_GRAPH_URL").unwrap_or_else(|| {
             if sandbox {
@@ -159,6 +175,7 @@ impl Config {
                 .is_some_and(|v| v.eq_ignore_ascii_case("full")),
             allow_private_media_hosts: lookup("ZAPFN_ALLOW_PRIVATE_MEDIA_HOSTS")
                 .is_some_and(|v| matches!(v.trim(), "1" | "true")),
+            retention_days,
             backends: Backends::from_lookup(&lookup)?,
         })
     }
@@ -216,5 +233,16 @@ mod tests {
         assert_eq!(live.graph_url, "https://graph.facebook.com");
         assert!(config(&[("PORT", "http")]).is_err());
         assert!(config(&[("WA_RATE_LIMIT", "0")]).is_err());
+        assert_eq!(sandbox.retention_days, None);
+        assert_eq!(
+            config(&[("ZAPFN_RETENTION_DAYS", "30")])
+                .unwrap()
+                .retention_days,
+            Some(30)
+        );
+        for bad in ["0", "-1", "thirty", "36501"] {
+            let error = config(&[("ZAPFN_RETENTION_DAYS", bad)]).unwrap_err();
+            assert_eq!(error.name, "ZAPFN_RETENTION_DAYS", "{bad}");
+        }
     }
 }
