@@ -8,6 +8,7 @@
 //! Logging shows them under the request. Message bodies and secrets are never
 //! logged at INFO.
 
+pub mod redact;
 pub mod trace_context;
 
 use std::io::{self, Write};
@@ -18,6 +19,7 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
 
+use redact::{Redacting, Secrets};
 use trace_context::TraceContext;
 
 /// Installs the global subscriber (once; later calls do nothing).
@@ -25,16 +27,17 @@ pub fn init() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let pretty = std::env::var("ZAPFN_LOG_FORMAT").is_ok_and(|format| format == "pretty");
     let registry = tracing_subscriber::registry().with(filter);
+    let stderr = Redacting::new(Secrets::from_env(), std::io::stderr);
     let _ = if pretty {
         registry
-            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+            .with(tracing_subscriber::fmt::layer().with_writer(stderr))
             .try_init()
     } else {
         let project_id = std::env::var("GOOGLE_CLOUD_PROJECT").ok();
         registry
             .with(
                 tracing_stackdriver::layer()
-                    .with_writer(WithTrace::new(project_id.as_deref(), std::io::stderr)),
+                    .with_writer(WithTrace::new(project_id.as_deref(), stderr)),
             )
             .try_init()
     };

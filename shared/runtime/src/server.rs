@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use axum::extract::MatchedPath;
 use axum::http::Request;
 use axum::Router;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -20,14 +21,21 @@ const HANDLER_GRACE: Duration = Duration::from_secs(8);
 pub fn instrument(router: Router) -> Router {
     router
         .layer(PropagateRequestIdLayer::x_request_id())
-        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
-            let request_id = request
-                .headers()
-                .get("x-request-id")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("");
-            tracing::info_span!("request", method = %request.method(), path = request.uri().path(), request_id)
-        }))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+                let request_id = request
+                    .headers()
+                    .get("x-request-id")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("");
+                // The route template, not the path: paths carry ids such as a customer's number.
+                let route = request
+                    .extensions()
+                    .get::<MatchedPath>()
+                    .map_or("(unmatched)", MatchedPath::as_str);
+                tracing::info_span!("request", method = %request.method(), route, request_id)
+            }),
+        )
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .layer(axum::middleware::from_fn(trace_context::propagate))
 }
