@@ -5,8 +5,9 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 use zapfn::replay::{self, CustomerInput};
 use zapfn_runtime::auth::{self, KeyGrant};
+use zapfn_runtime::backends::StoreBackend;
 use zapfn_runtime::config::SANDBOX_APP_SECRET;
-use zapfn_runtime::{logging, Config, Context};
+use zapfn_runtime::{logging, Config};
 use zapfn_store::{Scope, ALL_NUMBERS};
 
 #[derive(Parser)]
@@ -139,9 +140,11 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-/// `zapfn keys create|revoke|list` on the configured store.
+/// `zapfn keys create|revoke|list` on the store `ZAPFN_STORE` names (SQLite,
+/// Firestore or PostgreSQL), with the pepper `ZAPFN_KEY_PEPPER` the servers use.
 async fn keys(command: KeysCommand) -> anyhow::Result<()> {
-    let context = Context::open(Config::from_env()?)?;
+    let config = Config::from_env()?;
+    let (store, _) = zapfn_runtime::context::connect_store(&config).await?;
     match command {
         KeysCommand::Create {
             name,
@@ -160,7 +163,7 @@ async fn keys(command: KeysCommand) -> anyhow::Result<()> {
                 phone_number_ids,
                 rate_per_second: rate,
             };
-            let (key, stored) = auth::issue_key(&*context.store, &context.config.key_pepper, grant)
+            let (key, stored) = auth::issue_key(&*store, &config.key_pepper, grant)
                 .await
                 .map_err(|problem| match problem.field {
                     Some(field) => anyhow::anyhow!("{field}: {}", problem.detail),
@@ -170,16 +173,16 @@ async fn keys(command: KeysCommand) -> anyhow::Result<()> {
             eprintln!(
                 "stored key {:?} in {} (shown once; keep it secret)",
                 stored.name,
-                context.config.database_path().display()
+                describe(&config)
             );
         }
         KeysCommand::Revoke { name } => {
-            let revoked = context.store.revoke_api_key(&name).await?;
+            let revoked = store.revoke_api_key(&name).await?;
             anyhow::ensure!(revoked > 0, "no live key is named {name:?}");
             eprintln!("revoked {revoked} key(s) named {name:?}");
         }
         KeysCommand::List => {
-            for key in context.store.api_keys().await? {
+            for key in store.api_keys().await? {
                 let scopes: Vec<_> = key.scopes.iter().map(|s| s.as_str()).collect();
                 let rate = key
                     .rate_per_second
@@ -201,4 +204,16 @@ async fn keys(command: KeysCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Where keys are stored, for the operator (no credentials: URLs are cut at their host).
+fn describe(config: &Config) -> String {
+    match &config.backends.store {
+        StoreBackend::Sqlite => config.database_path().display().to_string(),
+        StoreBackend::Postgres { .. } => "PostgreSQL (DATABASE_URL)".to_owned(),
+        StoreBackend::Firestore { database, prefix } => format!(
+            "Firestore database {database:?} of project {}, under {prefix}/v1",
+            config.backends.project_id.as_deref().unwrap_or("?")
+        ),
+    }
 }

@@ -32,39 +32,7 @@ impl Context {
         if embedded {
             return Context::open(config);
         }
-        let (store, published): (Arc<dyn Store>, _) = match &config.backends.store {
-            StoreBackend::Sqlite => {
-                let store = SqliteStore::open(config.database_path(), sqlite_options(&config))?;
-                let published = store.published();
-                (Arc::new(store), published)
-            }
-            StoreBackend::Postgres { url } => {
-                let options = zapfn_store_postgres::PostgresOptions {
-                    max_attempts: config.max_attempts,
-                    max_retry_age: config.max_retry_age,
-                    ..Default::default()
-                };
-                let store = zapfn_store_postgres::PostgresStore::connect(url, options).await?;
-                let published = store.published();
-                (Arc::new(store), published)
-            }
-            StoreBackend::Firestore { database, prefix } => {
-                let project_id = config.backends.project_id.clone().ok_or_else(|| {
-                    anyhow::anyhow!("GOOGLE_CLOUD_PROJECT: required with ZAPFN_STORE=firestore")
-                })?;
-                let store = zapfn_store_firestore::FirestoreStore::connect(
-                    zapfn_store_firestore::FirestoreConfig {
-                        project_id,
-                        database_id: database.clone(),
-                        prefix: prefix.clone(),
-                        max_attempts: config.max_attempts,
-                        max_retry_age: config.max_retry_age,
-                    },
-                )
-                .await?;
-                (Arc::new(store), Arc::default())
-            }
-        };
+        let (store, published) = connect_store(&config).await?;
         let blobs: Arc<dyn BlobStore> = match &config.backends.blobs {
             BlobBackend::Local => Arc::new(LocalBlobStore::new(config.media_dir())),
             BlobBackend::Gcs {
@@ -101,6 +69,47 @@ impl Context {
             published,
         })
     }
+}
+
+/// Connects only the store `config.backends.store` names (SQLite, Firestore or
+/// PostgreSQL), with the notifier its consumers wait on; `zapfn keys` uses it
+/// to manage the keys of a deployed store.
+pub async fn connect_store(
+    config: &Config,
+) -> anyhow::Result<(Arc<dyn Store>, Arc<tokio::sync::Notify>)> {
+    Ok(match &config.backends.store {
+        StoreBackend::Sqlite => {
+            let store = SqliteStore::open(config.database_path(), sqlite_options(config))?;
+            let published = store.published();
+            (Arc::new(store), published)
+        }
+        StoreBackend::Postgres { url } => {
+            let options = zapfn_store_postgres::PostgresOptions {
+                max_attempts: config.max_attempts,
+                max_retry_age: config.max_retry_age,
+                ..Default::default()
+            };
+            let store = zapfn_store_postgres::PostgresStore::connect(url, options).await?;
+            let published = store.published();
+            (Arc::new(store), published)
+        }
+        StoreBackend::Firestore { database, prefix } => {
+            let project_id = config.backends.project_id.clone().ok_or_else(|| {
+                anyhow::anyhow!("GOOGLE_CLOUD_PROJECT: required with ZAPFN_STORE=firestore")
+            })?;
+            let store = zapfn_store_firestore::FirestoreStore::connect(
+                zapfn_store_firestore::FirestoreConfig {
+                    project_id,
+                    database_id: database.clone(),
+                    prefix: prefix.clone(),
+                    max_attempts: config.max_attempts,
+                    max_retry_age: config.max_retry_age,
+                },
+            )
+            .await?;
+            (Arc::new(store), Arc::default())
+        }
+    })
 }
 
 fn sqlite_options(config: &Config) -> SqliteOptions {
