@@ -5,8 +5,14 @@
 //! Task names are derived from the message id, so creating the same task twice
 //! (a relay retry, two relays racing) answers ALREADY_EXISTS, which counts as
 //! success: Cloud Tasks runs each message's task once.
+//!
+//! A task the handler defers (pacing, not a failure) is not answered with an
+//! error, which Cloud Tasks would count as a retry against the queue's
+//! attempts: [`CloudTasksQueue::defer`] creates its successor, scheduled for
+//! later and carrying the attempts spent so far, and the current task ends 2xx.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use gcloud_sdk::google::cloud::tasks::v2::cloud_tasks_client::CloudTasksClient;
 use gcloud_sdk::google::cloud::tasks::v2::{
@@ -28,6 +34,9 @@ use crate::CloudError;
 pub const CREATED_AT_HEADER: &str = "x-zapfn-created-at-ms";
 /// Header carrying the event's ordering key, for logs.
 pub const ORDERING_KEY_HEADER: &str = "x-zapfn-ordering-key";
+/// Header carrying the failed attempts of the tasks a deferred task continues
+/// (its own `X-CloudTasks-TaskRetryCount` starts again at 0).
+pub const PRIOR_ATTEMPTS_HEADER: &str = "x-zapfn-prior-attempts";
 
 /// Where tasks go and how they authenticate.
 #[derive(Debug, Clone)]
@@ -93,12 +102,53 @@ impl CloudTasksQueue {
 
     /// Creates the HTTP task for `event` (POST of its JSON payload to the target).
     pub async fn enqueue(&self, event: &Delivery) -> Result<Created, CloudError> {
+        let created_at_ms = crate::now_ms();
+        self.create(self.task_name(event), event, created_at_ms, 0, None)
+            .await
+    }
+
+    /// Defers a delivery of this queue without spending one of its attempts:
+    /// creates the task that continues it, due `after` from now, named after
+    /// the delivery's task (`…_d1`, `…_d2`, …: Cloud Tasks delivering the same
+    /// deferral twice creates it once) and carrying the failed attempts so far.
+    /// The caller then answers 2xx, ending the deferred task. As in the
+    /// outbox, a delivery that has not failed yet starts its retry window
+    /// again (at the new task's schedule time).
+    pub async fn defer(&self, delivery: &Delivery, after: Duration) -> Result<Created, CloudError> {
+        let prior_attempts = delivery.attempt.saturating_sub(1);
+        let due_ms = crate::now_ms() + after.as_millis() as i64;
+        let created_at_ms = if prior_attempts == 0 {
+            due_ms
+        } else {
+            delivery.first_attempt_at_ms
+        };
+        let name = format!(
+            "{}/tasks/{}",
+            self.target.queue,
+            deferred_task_id(&delivery.id)
+        );
+        self.create(name, delivery, created_at_ms, prior_attempts, Some(due_ms))
+            .await
+    }
+
+    /// Creates the HTTP task `name` for `event`, due at `due_ms` (Unix ms) or now.
+    async fn create(
+        &self,
+        name: String,
+        event: &Delivery,
+        created_at_ms: i64,
+        prior_attempts: u32,
+        due_ms: Option<i64>,
+    ) -> Result<Created, CloudError> {
         let mut headers = HashMap::from([
             ("Content-Type".to_owned(), "application/json".to_owned()),
-            (CREATED_AT_HEADER.to_owned(), crate::now_ms().to_string()),
+            (CREATED_AT_HEADER.to_owned(), created_at_ms.to_string()),
         ]);
         if let Some(key) = &event.ordering_key {
             headers.insert(ORDERING_KEY_HEADER.to_owned(), key.clone());
+        }
+        if prior_attempts > 0 {
+            headers.insert(PRIOR_ATTEMPTS_HEADER.to_owned(), prior_attempts.to_string());
         }
         let authorization_header = self.target.oidc_service_account.as_ref().map(|account| {
             http_request::AuthorizationHeader::OidcToken(OidcToken {
@@ -113,7 +163,11 @@ impl CloudTasksQueue {
         let request = CreateTaskRequest {
             parent: self.target.queue.clone(),
             task: Some(Task {
-                name: self.task_name(event),
+                name,
+                schedule_time: due_ms.map(|ms| prost_types::Timestamp {
+                    seconds: ms.div_euclid(1000),
+                    nanos: (ms.rem_euclid(1000) * 1_000_000) as i32,
+                }),
                 message_type: Some(task::MessageType::HttpRequest(HttpRequest {
                     url: self.target.url.clone(),
                     http_method: HttpMethod::Post as i32,
@@ -189,14 +243,28 @@ pub fn task_id(event: &Delivery) -> String {
     format!("{}-{}", event.topic, &hash[..32])
 }
 
+/// The task id that continues task `id` after a deferral: `{id}_d1`, then
+/// `_d2`, … (topics and hashes have no `_`; ids stay within Cloud Tasks' 500).
+pub fn deferred_task_id(id: &str) -> String {
+    let (base, deferrals) = id
+        .rsplit_once("_d")
+        .and_then(|(base, n)| Some((base, n.parse::<u32>().ok()?)))
+        .unwrap_or((id, 0));
+    format!("{base}_d{}", deferrals.saturating_add(1))
+}
+
 /// Reads a Cloud Tasks HTTP request for `topic`: the task name is the delivery
-/// id, `X-CloudTasks-TaskRetryCount` + 1 the attempt, the JSON body the payload.
+/// id, the attempt `X-CloudTasks-TaskRetryCount` + 1 plus the attempts of the
+/// tasks it continues ([`PRIOR_ATTEMPTS_HEADER`]), the JSON body the payload.
 pub fn task_delivery(headers: &HeaderMap, body: &[u8], topic: &str) -> Result<Delivery, NotAPush> {
     let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
     let name = header("x-cloudtasks-taskname")
         .filter(|name| !name.is_empty())
         .ok_or_else(|| NotAPush("not a Cloud Tasks request: no X-CloudTasks-TaskName".into()))?;
     let retries: u32 = header("x-cloudtasks-taskretrycount")
+        .and_then(|count| count.trim().parse().ok())
+        .unwrap_or(0);
+    let prior: u32 = header(PRIOR_ATTEMPTS_HEADER)
         .and_then(|count| count.trim().parse().ok())
         .unwrap_or(0);
     let payload = serde_json::from_slice(body)
@@ -213,7 +281,7 @@ pub fn task_delivery(headers: &HeaderMap, body: &[u8], topic: &str) -> Result<De
         topic: topic.to_owned(),
         ordering_key: header(ORDERING_KEY_HEADER).map(str::to_owned),
         payload,
-        attempt: retries.saturating_add(1),
+        attempt: prior.saturating_add(retries).saturating_add(1),
         first_attempt_at_ms: header(CREATED_AT_HEADER)
             .and_then(|at| at.parse().ok())
             .unwrap_or_else(crate::now_ms),
@@ -275,6 +343,26 @@ mod tests {
         assert_eq!(delivery.first_attempt_at_ms, 1_700_000_000_000);
         assert_eq!(delivery.ordering_key.as_deref(), Some("k"));
         assert_eq!(delivery.payload, json!({"message_id": "msg_1"}));
+    }
+
+    #[test]
+    fn deferred_tasks_are_numbered_after_the_task_they_continue() {
+        let id = task_id(&event(json!({"message_id": "msg_1"})));
+        let first = deferred_task_id(&id);
+        assert_eq!(first, format!("{id}_d1"));
+        assert_eq!(deferred_task_id(&first), format!("{id}_d2"));
+        assert_eq!(deferred_task_id(&format!("{id}_d41")), format!("{id}_d42"));
+        assert_eq!(deferred_task_id("dispatch-d12"), "dispatch-d12_d1");
+    }
+
+    #[test]
+    fn prior_attempts_add_to_the_retry_count() {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-cloudtasks-taskname", "dispatch-1_d2".parse().unwrap());
+        headers.insert("x-cloudtasks-taskretrycount", "1".parse().unwrap());
+        headers.insert(PRIOR_ATTEMPTS_HEADER, "2".parse().unwrap());
+        let delivery = task_delivery(&headers, b"{}", "dispatch").unwrap();
+        assert_eq!(delivery.attempt, 4);
     }
 
     #[test]

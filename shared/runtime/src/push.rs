@@ -8,8 +8,13 @@
 //! |---|---|---|---|
 //! | Ack | 204 | acked | task done |
 //! | Retry (attempts or window left) | 503 + `Retry-After` | redelivered with the subscription's backoff | retried, honouring `Retry-After` |
-//! | Defer | 429 + `Retry-After` | redelivered | retried later, without failing the queue |
+//! | Defer | 429 + `Retry-After` | redelivered | a successor task scheduled `after` later, then 204 (429 if it cannot be created) |
 //! | Retry (out of attempts/window), DeadLetter | kept by `store.dead_letter`, then 204 | acked | task done |
+//!
+//! A deferral (pacing, a reconcile wait) is not a failure: Cloud Tasks would
+//! count a 429 as a retry against the queue's attempts, so the deferred task
+//! is continued by a new one that carries the attempts spent so far
+//! ([`zapfn_cloud::tasks::CloudTasksQueue::defer`]).
 //!
 //! A request that is not what the endpoint takes is 400 (and a missing or bad
 //! OIDC token 401, when `ZAPFN_PUSH_AUDIENCE` is set).
@@ -25,8 +30,10 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
+use tokio::sync::OnceCell;
 use zapfn_cloud::oidc::OidcVerifier;
 use zapfn_cloud::push::NotAPush;
+use zapfn_cloud::tasks::{CloudTasksQueue, TaskTarget};
 use zapfn_cloud::{cloudevents, push, tasks};
 use zapfn_store::{Delivery, Settlement, Store};
 
@@ -39,6 +46,10 @@ struct Push {
     handlers: HashMap<&'static str, Handler>,
     max_attempts: u32,
     max_retry_age: Duration,
+    /// The Cloud Tasks queue deferred tasks continue on (when it is the task queue).
+    tasks: Option<TaskTarget>,
+    /// Connected on the first deferral.
+    queue: OnceCell<CloudTasksQueue>,
 }
 
 /// The push routes of `subscriptions` (each topic once, its handlers combined).
@@ -52,6 +63,8 @@ pub fn router(context: &Context, subscriptions: Vec<Subscription>) -> Router {
         handlers,
         max_attempts: context.config.max_attempts,
         max_retry_age: context.config.max_retry_age,
+        tasks: crate::relay::task_target(context),
+        queue: OnceCell::new(),
     });
     Router::new()
         .route("/_push/{topic}", post(pubsub))
@@ -90,7 +103,7 @@ async fn cloud_tasks(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    push.handle(&topic, |topic| tasks::task_delivery(&headers, &body, topic))
+    push.handle_task(&topic, |topic| tasks::task_delivery(&headers, &body, topic))
         .await
 }
 
@@ -112,21 +125,73 @@ impl Push {
         topic: &str,
         decode: impl FnOnce(&str) -> Result<Delivery, NotAPush>,
     ) -> Response {
+        match self.run(topic, decode).await {
+            Ok((delivery, settlement)) => self.answer(&delivery, settlement).await,
+            Err(refused) => refused,
+        }
+    }
+
+    /// As [`Push::handle`], for a Cloud Tasks request: a deferral continues as
+    /// a new task instead of a retry of this one.
+    async fn handle_task(
+        &self,
+        topic: &str,
+        decode: impl FnOnce(&str) -> Result<Delivery, NotAPush>,
+    ) -> Response {
+        match self.run(topic, decode).await {
+            Ok((delivery, Settlement::Defer { after })) => self.defer_task(&delivery, after).await,
+            Ok((delivery, settlement)) => self.answer(&delivery, settlement).await,
+            Err(refused) => refused,
+        }
+    }
+
+    /// Decodes the request and runs the topic's handler; the refusal otherwise.
+    async fn run(
+        &self,
+        topic: &str,
+        decode: impl FnOnce(&str) -> Result<Delivery, NotAPush>,
+    ) -> Result<(Delivery, Settlement), Response> {
         let Some((topic, handler)) = self.handlers.get_key_value(topic) else {
-            return Problem::new(
+            return Err(Problem::new(
                 StatusCode::NOT_FOUND,
                 format!("this function does not handle topic {topic:?}"),
             )
-            .into_response();
+            .into_response());
         };
-        let delivery = match decode(topic) {
-            Ok(delivery) => delivery,
-            Err(error) => {
-                return Problem::new(StatusCode::BAD_REQUEST, error.to_string()).into_response()
-            }
-        };
+        let delivery = decode(topic).map_err(|error| {
+            Problem::new(StatusCode::BAD_REQUEST, error.to_string()).into_response()
+        })?;
         let settlement = handler(delivery.clone()).await;
-        self.answer(&delivery, settlement).await
+        Ok((delivery, settlement))
+    }
+
+    /// Continues a deferred task as a new one due `after` from now and ends
+    /// this one (204); when that task cannot be created, 429 + `Retry-After`
+    /// (Cloud Tasks retries this one, spending an attempt).
+    async fn defer_task(&self, delivery: &Delivery, after: Duration) -> Response {
+        let deferred = match &self.tasks {
+            Some(target) => {
+                let queue = self
+                    .queue
+                    .get_or_try_init(|| CloudTasksQueue::connect(target.clone()))
+                    .await;
+                match queue {
+                    Ok(queue) => queue.defer(delivery, after).await,
+                    Err(error) => Err(error),
+                }
+            }
+            None => return again(StatusCode::TOO_MANY_REQUESTS, after, "deferred"),
+        };
+        match deferred {
+            Ok(created) => {
+                tracing::debug!(topic = %delivery.topic, id = %delivery.id, ?after, ?created, "task deferred as a new task");
+                StatusCode::NO_CONTENT.into_response()
+            }
+            Err(error) => {
+                tracing::warn!(topic = %delivery.topic, id = %delivery.id, %error, "deferred task not re-created; asking for a retry");
+                again(StatusCode::TOO_MANY_REQUESTS, after, "deferred")
+            }
+        }
     }
 
     /// The HTTP answer for a settlement (see the module table).

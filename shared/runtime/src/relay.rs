@@ -87,22 +87,8 @@ impl Relay {
                 Arc::new(PubSubBus::connect(backends.project_id.clone(), topic_prefix).await?);
             routes.extend(BUS_TOPICS.map(|topic| (topic, Destination::PubSub(bus.clone()))));
         }
-        if let TaskBackend::CloudTasks {
-            queue,
-            target_url,
-            service_account,
-        } = &backends.tasks
-        {
-            let tasks = CloudTasksQueue::connect(TaskTarget {
-                queue: queue.clone(),
-                url: target_url.clone(),
-                oidc_service_account: service_account.clone(),
-                oidc_audience: backends
-                    .push_auth
-                    .as_ref()
-                    .map(|auth| auth.audience.clone()),
-            })
-            .await?;
+        if let Some(target) = task_target(context) {
+            let tasks = CloudTasksQueue::connect(target).await?;
             routes.push((topics::DISPATCH, Destination::Tasks(Arc::new(tasks))));
         }
         Ok((!routes.is_empty()).then(|| {
@@ -198,6 +184,28 @@ impl Relay {
             }
         })
     }
+}
+
+/// Where `dispatch` tasks go, when the task queue is Cloud Tasks.
+pub(crate) fn task_target(context: &Context) -> Option<TaskTarget> {
+    let backends = &context.config.backends;
+    let TaskBackend::CloudTasks {
+        queue,
+        target_url,
+        service_account,
+    } = &backends.tasks
+    else {
+        return None;
+    };
+    Some(TaskTarget {
+        queue: queue.clone(),
+        url: target_url.clone(),
+        oidc_service_account: service_account.clone(),
+        oidc_audience: backends
+            .push_auth
+            .as_ref()
+            .map(|auth| auth.audience.clone()),
+    })
 }
 
 /// Forwards one claimed batch; one outcome per event.
