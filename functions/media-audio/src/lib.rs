@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use serde_json::json;
-use zapfn_mediatools::processor::{transcript_fields, Done, Failure, Job, Processor};
+use zapfn_mediatools::processor::{transcribe, Done, Failure, Job, Processor};
 use zapfn_mediatools::{ffmpeg, MediaConfig, SpeechEngine};
 use zapfn_runtime::{Context, Function, Subscription};
 use zapfn_store::{topics, Delivery, MessageEvent, NewEvent, Settlement};
@@ -52,24 +52,12 @@ impl AudioProcessor {
     }
 
     async fn process(&self, job: Job) -> Result<Done, Failure> {
-        let limits = self.config.limits();
-        let info = ffmpeg::probe(&job.input, limits).await?;
+        let info = ffmpeg::probe(&job.input, self.config.limits()).await?;
         let audio = info
             .audio
             .ok_or_else(|| Failure::Permanent("no audio track".into()))?;
         let duration_s = info.duration_s.unwrap_or_default();
-        let max_seconds = self.config.max_transcribe_seconds;
-        let transcript = self
-            .speech
-            .transcribe_media(
-                &job.input,
-                &job.scratch_path("speech.wav"),
-                duration_s,
-                max_seconds,
-                limits,
-            )
-            .await;
-        let transcript = transcript_fields(transcript, duration_s > f64::from(max_seconds))?;
+        let transcript = transcribe(&job, &self.speech, duration_s, &self.config).await?;
         let text = transcript
             .get("transcript")
             .and_then(|t| t.as_str())

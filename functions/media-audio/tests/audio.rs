@@ -3,16 +3,9 @@
 
 use std::time::Duration;
 
-use serde_json::Value;
 use zapfn_media_audio::AudioProcessor;
 use zapfn_mediatools::{samples, MediaConfig};
-use zapfn_runtime::Context;
 use zapfn_store::{topics, MessageEvent, Settlement};
-
-async fn recorded(context: &Context, wamid: &str) -> Value {
-    let message = context.store.message(wamid).await.unwrap().unwrap();
-    message.media.unwrap_or_default()["audio"].clone()
-}
 
 fn config(pairs: &[(&str, &str)]) -> MediaConfig {
     MediaConfig::from_lookup(|name| {
@@ -28,23 +21,17 @@ fn config(pairs: &[(&str, &str)]) -> MediaConfig {
 async fn a_voice_note_is_measured_transcribed_and_its_transcript_published_once() {
     let dir = tempfile::tempdir().unwrap();
     let context = samples::context(dir.path(), &[]);
-    let ogg = samples::voice_note(
-        dir.path(),
-        "order",
-        "good morning I would like to order a pizza",
-    );
-    let delivery = samples::inbound_media(
+    let delivery = samples::inbound_voice_note(
         &context,
+        dir.path(),
         "wamid.VOICE1",
-        "audio",
-        std::fs::read(ogg).unwrap(),
-        "audio/ogg",
+        "good morning I would like to order a pizza",
     )
     .await;
     let audio = AudioProcessor::new(&context, config(&[]));
     assert_eq!(audio.handle(&delivery).await, Settlement::Ack);
 
-    let record = recorded(&context, "wamid.VOICE1").await;
+    let record = samples::recorded(&context, "wamid.VOICE1", "audio").await;
     assert_eq!(record["status"], "done", "{record}");
     let duration = record["duration_s"].as_f64().unwrap();
     assert!((2.0..6.0).contains(&duration), "{duration}");
@@ -85,18 +72,10 @@ async fn a_voice_note_is_measured_transcribed_and_its_transcript_published_once(
 async fn with_transcription_off_only_the_duration_is_recorded_and_nothing_published() {
     let dir = tempfile::tempdir().unwrap();
     let context = samples::context(dir.path(), &[]);
-    let ogg = samples::voice_note(dir.path(), "hi", "hello");
-    let delivery = samples::inbound_media(
-        &context,
-        "wamid.VOICE2",
-        "audio",
-        std::fs::read(ogg).unwrap(),
-        "audio/ogg",
-    )
-    .await;
+    let delivery = samples::inbound_voice_note(&context, dir.path(), "wamid.VOICE2", "hello").await;
     let audio = AudioProcessor::new(&context, config(&[("ZAPFN_SPEECH_ENGINE", "off")]));
     assert_eq!(audio.handle(&delivery).await, Settlement::Ack);
-    let record = recorded(&context, "wamid.VOICE2").await;
+    let record = samples::recorded(&context, "wamid.VOICE2", "audio").await;
     assert_eq!(record["status"], "done");
     assert!(record["duration_s"].as_f64().unwrap() > 0.5);
     assert!(record.get("transcript").is_none());
@@ -118,7 +97,7 @@ async fn corrupt_audio_is_refused_with_the_reason() {
     .await;
     let audio = AudioProcessor::new(&context, config(&[]));
     assert_eq!(audio.handle(&delivery).await, Settlement::Ack);
-    let record = recorded(&context, "wamid.BADOGG").await;
+    let record = samples::recorded(&context, "wamid.BADOGG", "audio").await;
     assert_eq!(record["status"], "failed");
     assert!(
         record["reason"]
@@ -133,15 +112,8 @@ async fn corrupt_audio_is_refused_with_the_reason() {
 async fn a_missing_speech_model_is_retried_not_recorded_as_a_bad_file() {
     let dir = tempfile::tempdir().unwrap();
     let context = samples::context(dir.path(), &[]);
-    let ogg = samples::voice_note(dir.path(), "hi", "hello");
-    let delivery = samples::inbound_media(
-        &context,
-        "wamid.NOMODEL",
-        "audio",
-        std::fs::read(ogg).unwrap(),
-        "audio/ogg",
-    )
-    .await;
+    let delivery =
+        samples::inbound_voice_note(&context, dir.path(), "wamid.NOMODEL", "hello").await;
     let missing = dir.path().join("no-model");
     let audio = AudioProcessor::new(
         &context,
@@ -153,7 +125,7 @@ async fn a_missing_speech_model_is_retried_not_recorded_as_a_bad_file() {
         "{settlement:?}"
     );
     assert_eq!(
-        recorded(&context, "wamid.NOMODEL").await["status"],
+        samples::recorded(&context, "wamid.NOMODEL", "audio").await["status"],
         "pending"
     );
 }
@@ -162,13 +134,11 @@ async fn a_missing_speech_model_is_retried_not_recorded_as_a_bad_file() {
 async fn the_text_function_answers_the_transcript_once_keyed_by_the_voice_note() {
     let dir = tempfile::tempdir().unwrap();
     let context = samples::context(dir.path(), &[]);
-    let ogg = samples::voice_note(dir.path(), "order", "I would like to order a pizza");
-    let delivery = samples::inbound_media(
+    let delivery = samples::inbound_voice_note(
         &context,
+        dir.path(),
         "wamid.VOICE3",
-        "audio",
-        std::fs::read(ogg).unwrap(),
-        "audio/ogg",
+        "I would like to order a pizza",
     )
     .await;
     let audio = AudioProcessor::new(&context, config(&[]));

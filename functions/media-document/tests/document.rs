@@ -3,16 +3,9 @@
 
 use std::path::Path;
 
-use serde_json::Value;
 use zapfn_media_document::DocumentProcessor;
 use zapfn_mediatools::{samples, MediaConfig};
-use zapfn_runtime::Context;
 use zapfn_store::Settlement;
-
-async fn recorded(context: &Context, wamid: &str) -> Value {
-    let message = context.store.message(wamid).await.unwrap().unwrap();
-    message.media.unwrap_or_default()["document"].clone()
-}
 
 fn invoice() -> Vec<u8> {
     std::fs::read(
@@ -31,7 +24,7 @@ async fn a_pdf_gets_its_page_count_and_text_and_keeps_its_name() {
         samples::inbound_media(&context, "wamid.PDF1", "document", pdf, "application/pdf").await;
     let documents = DocumentProcessor::new(&context, MediaConfig::default());
     assert_eq!(documents.handle(&delivery).await, Settlement::Ack);
-    let record = recorded(&context, "wamid.PDF1").await;
+    let record = samples::recorded(&context, "wamid.PDF1", "document").await;
     assert_eq!(record["status"], "done", "{record}");
     assert_eq!(record["pages"], 2);
     assert_eq!(record["size"], size);
@@ -57,7 +50,7 @@ async fn other_documents_keep_size_mime_and_name_only() {
     .await;
     let documents = DocumentProcessor::new(&context, MediaConfig::default());
     assert_eq!(documents.handle(&delivery).await, Settlement::Ack);
-    let record = recorded(&context, "wamid.CSV1").await;
+    let record = samples::recorded(&context, "wamid.CSV1", "document").await;
     assert_eq!(record["status"], "done");
     assert_eq!(
         (record["size"].as_u64(), record["mime"].as_str()),
@@ -87,7 +80,7 @@ async fn mislabelled_and_broken_pdfs_are_refused_with_the_reason() {
         let delivery =
             samples::inbound_media(&context, wamid, "document", bytes, "application/pdf").await;
         assert_eq!(documents.handle(&delivery).await, Settlement::Ack);
-        let record = recorded(&context, wamid).await;
+        let record = samples::recorded(&context, wamid, "document").await;
         assert_eq!(record["status"], "failed", "{record}");
         assert!(
             record["reason"].as_str().unwrap().contains(reason),

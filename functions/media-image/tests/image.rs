@@ -4,7 +4,6 @@
 use std::io::{Cursor, Write};
 use std::sync::Arc;
 
-use serde_json::Value;
 use zapfn_blob::BlobKey;
 use zapfn_media_image::{processor, ImageProcessor};
 use zapfn_mediatools::samples;
@@ -17,11 +16,6 @@ fn image_processor(context: &Context) -> ImageProcessor {
         processor: processor(context),
         ocr: Arc::new(OcrEngine::from_config(&MediaConfig::default())),
     }
-}
-
-async fn recorded(context: &Context, wamid: &str) -> Value {
-    let message = context.store.message(wamid).await.unwrap().unwrap();
-    message.media.unwrap_or_default()["image"].clone()
 }
 
 fn encode(image: &image::DynamicImage, format: image::ImageFormat) -> Vec<u8> {
@@ -49,7 +43,7 @@ async fn a_photo_gets_a_smaller_webp_thumbnail_its_size_and_its_text() {
     let settlement = image_processor(&context).handle(&delivery).await;
     assert_eq!(settlement, Settlement::Ack);
 
-    let image = recorded(&context, "wamid.IMG1").await;
+    let image = samples::recorded(&context, "wamid.IMG1", "image").await;
     assert_eq!(image["status"], "done", "{image}");
     assert_eq!(
         (image["width"].as_u64(), image["height"].as_u64()),
@@ -98,7 +92,10 @@ async fn a_photo_gets_a_smaller_webp_thumbnail_its_size_and_its_text() {
         image_processor(&context).handle(&delivery).await,
         Settlement::Ack
     );
-    assert_eq!(recorded(&context, "wamid.IMG1").await, image);
+    assert_eq!(
+        samples::recorded(&context, "wamid.IMG1", "image").await,
+        image
+    );
 }
 
 #[tokio::test]
@@ -115,7 +112,7 @@ async fn a_webp_sticker_with_transparency_is_handled_and_small_images_are_not_en
         image_processor(&context).handle(&delivery).await,
         Settlement::Ack
     );
-    let image = recorded(&context, "wamid.STK1").await;
+    let image = samples::recorded(&context, "wamid.STK1", "image").await;
     assert_eq!(image["status"], "done", "{image}");
     assert_eq!(image["format"], "webp");
     assert_eq!(
@@ -191,7 +188,7 @@ async fn bombs_corrupt_files_and_non_images_are_refused_with_the_reason() {
             Settlement::Ack,
             "{wamid}"
         );
-        let image = recorded(&context, wamid).await;
+        let image = samples::recorded(&context, wamid, "image").await;
         assert_eq!(image["status"], "failed", "{wamid}: {image}");
         let recorded_reason = image["reason"].as_str().unwrap();
         assert!(
@@ -236,14 +233,17 @@ async fn a_missing_object_is_retried_then_recorded_as_failed_on_the_last_attempt
         matches!(&first, Settlement::Retry { error, .. } if error.contains("not found")),
         "{first:?}"
     );
-    assert_eq!(recorded(&context, "wamid.GONE").await["status"], "pending");
+    assert_eq!(
+        samples::recorded(&context, "wamid.GONE", "image").await["status"],
+        "pending"
+    );
 
     delivery.attempt = 2;
     assert_eq!(
         image_processor(&context).handle(&delivery).await,
         Settlement::Ack
     );
-    let image = recorded(&context, "wamid.GONE").await;
+    let image = samples::recorded(&context, "wamid.GONE", "image").await;
     assert_eq!(image["status"], "failed");
     assert_eq!(image["transient"], true);
 }

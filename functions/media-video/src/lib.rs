@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use serde_json::json;
-use zapfn_mediatools::processor::{transcript_fields, Done, Failure, Job, Processor};
+use zapfn_mediatools::processor::{transcribe, Done, Failure, Job, Processor};
 use zapfn_mediatools::{ffmpeg, MediaConfig, SpeechEngine};
 use zapfn_runtime::{Context, Function, Subscription};
 use zapfn_store::{topics, Delivery, Settlement};
@@ -82,18 +82,7 @@ impl VideoProcessor {
         });
         if let Some(audio) = info.audio {
             fields["audio_codec"] = json!(audio.codec);
-            let max_seconds = self.config.max_transcribe_seconds;
-            let transcript = self
-                .speech
-                .transcribe_media(
-                    &job.input,
-                    &job.scratch_path("speech.wav"),
-                    duration_s,
-                    max_seconds,
-                    limits,
-                )
-                .await;
-            let transcript = transcript_fields(transcript, duration_s > f64::from(max_seconds))?;
+            let transcript = transcribe(&job, &self.speech, duration_s, &self.config).await?;
             if let Some(fields) = fields.as_object_mut() {
                 fields.extend(transcript);
             }

@@ -1,17 +1,10 @@
 //! The video handler on a real SQLite store and blob directory, with a video
 //! made by FFmpeg whose sound track is espeak-ng speech.
 
-use serde_json::Value;
 use zapfn_blob::BlobKey;
 use zapfn_media_video::VideoProcessor;
 use zapfn_mediatools::{samples, MediaConfig};
-use zapfn_runtime::Context;
 use zapfn_store::Settlement;
-
-async fn recorded(context: &Context, wamid: &str) -> Value {
-    let message = context.store.message(wamid).await.unwrap().unwrap();
-    message.media.unwrap_or_default()["video"].clone()
-}
 
 #[tokio::test]
 async fn a_video_gets_duration_resolution_a_poster_and_a_transcript() {
@@ -34,7 +27,7 @@ async fn a_video_gets_duration_resolution_a_poster_and_a_transcript() {
     let video = VideoProcessor::new(&context, MediaConfig::default());
     assert_eq!(video.handle(&delivery).await, Settlement::Ack);
 
-    let record = recorded(&context, "wamid.VID1").await;
+    let record = samples::recorded(&context, "wamid.VID1", "video").await;
     assert_eq!(record["status"], "done", "{record}");
     assert_eq!(
         (record["width"].as_u64(), record["height"].as_u64()),
@@ -80,7 +73,7 @@ async fn a_file_without_a_picture_is_refused_with_the_reason() {
     .await;
     let video = VideoProcessor::new(&context, MediaConfig::default());
     assert_eq!(video.handle(&delivery).await, Settlement::Ack);
-    let record = recorded(&context, "wamid.NOPIC").await;
+    let record = samples::recorded(&context, "wamid.NOPIC", "video").await;
     assert_eq!(
         (record["status"].as_str(), record["reason"].as_str()),
         (Some("failed"), Some("no video track"))

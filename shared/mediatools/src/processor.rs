@@ -14,7 +14,7 @@ use zapfn_blob::{BlobKey, BlobStore};
 use zapfn_runtime::{retry, Context};
 use zapfn_store::{Delivery, MediaStored, NewEvent, Settlement, Store};
 
-use crate::{ToolError, Transcript};
+use crate::{MediaConfig, SpeechEngine, ToolError, Transcript};
 
 /// Why processing did not succeed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -260,12 +260,32 @@ fn now_ms() -> i64 {
         .unwrap_or_default()
 }
 
-/// The fields a transcription adds to a media record (`transcript`,
-/// `language`, `transcript_engine`, `transcript_confidence`, and
-/// `transcript_truncated` when only the first part was transcribed); a
-/// permanent failure becomes `transcript_error`, a transient one is returned
-/// to be retried. No fields when transcription is off.
-pub fn transcript_fields(
+/// Transcribes the sound track of `job` (its first `config.max_transcribe_seconds`)
+/// into the fields it adds to a media record: `transcript`, `language`,
+/// `transcript_engine`, `transcript_confidence`, and `transcript_truncated`
+/// when only the first part was heard. A permanent failure becomes
+/// `transcript_error`, a transient one is returned to be retried. No fields
+/// when transcription is off.
+pub async fn transcribe(
+    job: &Job,
+    speech: &SpeechEngine,
+    duration_s: f64,
+    config: &MediaConfig,
+) -> Result<serde_json::Map<String, Value>, Failure> {
+    let max_seconds = config.max_transcribe_seconds;
+    let outcome = speech
+        .transcribe_media(
+            &job.input,
+            &job.scratch_path("speech.wav"),
+            duration_s,
+            max_seconds,
+            config.limits(),
+        )
+        .await;
+    transcript_fields(outcome, duration_s > f64::from(max_seconds))
+}
+
+fn transcript_fields(
     outcome: Result<Option<Transcript>, ToolError>,
     truncated: bool,
 ) -> Result<serde_json::Map<String, Value>, Failure> {

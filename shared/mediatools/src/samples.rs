@@ -230,6 +230,30 @@ pub async fn inbound_media(
     delivery(serde_json::to_value(event).unwrap(), 1)
 }
 
+/// Stores an inbound voice note saying `words` (spoken by espeak-ng, in
+/// `dir`) as [`inbound_media`] does, and returns its `media` event.
+pub async fn inbound_voice_note(
+    context: &zapfn_runtime::Context,
+    dir: &Path,
+    wamid: &str,
+    words: &str,
+) -> zapfn_store::Delivery {
+    let ogg = voice_note(dir, wamid, words);
+    let bytes = std::fs::read(ogg).expect("espeak-ng and FFmpeg wrote the voice note");
+    inbound_media(context, wamid, "audio", bytes, "audio/ogg").await
+}
+
+/// What the `name` processor recorded on the message `wamid` (`media.<name>`;
+/// null before it ran).
+pub async fn recorded(
+    context: &zapfn_runtime::Context,
+    wamid: &str,
+    name: &str,
+) -> serde_json::Value {
+    let message = context.store.message(wamid).await.unwrap().unwrap();
+    message.media.unwrap_or_default()[name].clone()
+}
+
 /// A `media` delivery of `payload`, attempt `attempt`, first tried now.
 pub fn delivery(payload: serde_json::Value, attempt: u32) -> zapfn_store::Delivery {
     let now = std::time::SystemTime::now()
