@@ -309,3 +309,219 @@ async fn a_write_lock_held_past_the_busy_timeout_refuses_and_loses_nothing() {
         felt.acknowledged, felt.refused, felt.replied_after
     );
 }
+
+/// What the read API says about a message (None: not known).
+async fn view(http: &reqwest::Client, zapfn: &Zapfn, id: &str) -> Option<Value> {
+    let response = http
+        .get(zapfn.url(&format!("/v1/messages/{id}")))
+        .bearer_auth(child::API_KEY)
+        .send()
+        .await
+        .ok()?;
+    if response.status() != 200 {
+        return None;
+    }
+    response.json().await.ok()
+}
+
+/// A customer sends an image through the system's sandbox (signed like Meta);
+/// (wamid, the webhook's answer).
+async fn customer_sends_image(
+    http: &reqwest::Client,
+    zapfn: &Zapfn,
+    from: &str,
+    media_id: &str,
+) -> (String, u16) {
+    let answer: Value = http
+        .post(zapfn.url("/sandbox/inbound"))
+        .json(&serde_json::json!({
+            "phone_number_id": PHONE_NUMBER_ID, "from": from, "image": { "id": media_id }
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let wamid = answer["wamid"].as_str().unwrap().to_owned();
+    (wamid, answer["webhook_status"].as_u64().unwrap() as u16)
+}
+
+/// Seeds `bytes` in the system's sandbox as a customer's image; its media id.
+async fn seed_image(http: &reqwest::Client, zapfn: &Zapfn, bytes: &[u8]) -> String {
+    let seeded: Value = http
+        .post(zapfn.url("/sandbox/media?mime_type=image/jpeg"))
+        .body(bytes.to_vec())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    seeded["id"].as_str().unwrap().to_owned()
+}
+
+/// Polls the messages `wamids` until `done` holds for each view, or panics after `limit`.
+async fn wait_all(
+    http: &reqwest::Client,
+    zapfn: &Zapfn,
+    wamids: &[String],
+    limit: Duration,
+    what: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Vec<Value> {
+    let start = Instant::now();
+    loop {
+        let mut views = Vec::new();
+        for wamid in wamids {
+            match view(http, zapfn, wamid).await {
+                Some(view) if done(&view) => views.push(view),
+                _ => break,
+            }
+        }
+        if views.len() == wamids.len() {
+            return views;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "{} of {} messages {what} after {limit:?}",
+            views.len(),
+            wamids.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unavailable_blob_store_loses_no_message_and_no_media() {
+    let dir = tempfile::tempdir().unwrap();
+    let media_dir = dir.path().join("media");
+    let away = dir.path().join("media.away");
+    // Retries every 0.2–0.4 s at first, doubling: 12 attempts span far more than the outage.
+    let env = [
+        ("ZAPFN_RETRY_BASE_MS", "200"),
+        ("ZAPFN_MAX_ATTEMPTS", "12"),
+        ("ZAPFN_ALLOW_PRIVATE_MEDIA_HOSTS", "1"),
+    ];
+    let zapfn = child::spawn(child::free_port(), dir.path(), &env);
+    zapfn.wait_healthy().await;
+    let http = reqwest::Client::new();
+    let photo =
+        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/media/photo.jpg"))
+            .unwrap();
+
+    // One image stored before the fault.
+    let media_id = seed_image(&http, &zapfn, &photo).await;
+    let (before, status) = customer_sends_image(&http, &zapfn, "5511930000000", &media_id).await;
+    assert_eq!(status, 200);
+    let first = wait_all(
+        &http,
+        &zapfn,
+        std::slice::from_ref(&before),
+        Duration::from_secs(20),
+        "stored",
+        |view| view["media"]["object"]["status"] == "done",
+    )
+    .await;
+    let before_id = first[0]["id"].as_str().unwrap().to_owned();
+
+    // The blob store goes away: its directory is moved and a file takes its
+    // place, so every read and write of an object fails (ENOTDIR).
+    std::fs::rename(&media_dir, &away).unwrap();
+    std::fs::write(&media_dir, b"not a directory").unwrap();
+    let outage = Instant::now();
+    let mut during = Vec::new();
+    for n in 0..20 {
+        let media_id = seed_image(&http, &zapfn, &photo).await;
+        let (wamid, status) =
+            customer_sends_image(&http, &zapfn, &format!("55119300{n:05}"), &media_id).await;
+        // The message itself is stored (the blob store is not on the webhook's path).
+        assert_eq!(status, 200, "{wamid}");
+        during.push(wamid);
+    }
+    // Every fetch fails and is retried, shown as pending with the error, none given up.
+    let pending = wait_all(
+        &http,
+        &zapfn,
+        &during,
+        Duration::from_secs(20),
+        "retried",
+        |view| {
+            let object = &view["media"]["object"];
+            object["status"] == "pending" && object["attempts"].as_u64() >= Some(2)
+        },
+    )
+    .await;
+    let error = pending[0]["media"]["object"]["last_error"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(error.contains("media"), "{error}");
+    let served = http
+        .get(zapfn.url(&format!("/v1/media/{before_id}")))
+        .bearer_auth(child::API_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        served.status(),
+        503,
+        "an object that cannot be read is not 200 or 404"
+    );
+    // Messages keep flowing meanwhile: a text is stored and answered.
+    let texts = messages("3", 1);
+    let answers = post_all(&zapfn, &texts).await;
+    assert_eq!(answers[0].1, Some(200));
+    tokio::time::sleep(Duration::from_secs(5).saturating_sub(outage.elapsed())).await;
+    let mut attempts = 0;
+    for wamid in &during {
+        let view = view(&http, &zapfn, wamid).await.unwrap();
+        let object = &view["media"]["object"];
+        assert_eq!(object["status"], "pending", "{view}");
+        attempts = attempts.max(object["attempts"].as_u64().unwrap_or(0));
+    }
+    let down_for = outage.elapsed();
+
+    // The blob store comes back: everything fetched during the outage is stored, once.
+    std::fs::remove_file(&media_dir).unwrap();
+    std::fs::rename(&away, &media_dir).unwrap();
+    let back = Instant::now();
+    let done = wait_all(
+        &http,
+        &zapfn,
+        &during,
+        Duration::from_secs(60),
+        "stored after the outage",
+        |view| view["media"]["object"]["status"] == "done",
+    )
+    .await;
+    let recovered_in = back.elapsed();
+    for view in &done {
+        let key = view["media"]["object"]["key"].as_str().unwrap();
+        let bytes = std::fs::read(media_dir.join("objects").join(key)).unwrap();
+        assert_eq!(bytes, photo, "{key}");
+    }
+    let served = http
+        .get(zapfn.url(&format!("/v1/media/{before_id}")))
+        .bearer_auth(child::API_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(served.status(), 200);
+    assert_eq!(served.bytes().await.unwrap(), photo);
+    let db = read_only(&dir.path().join("zapfn.db"));
+    let objects = std::fs::read_dir(media_dir.join("objects").join(PHONE_NUMBER_ID))
+        .unwrap()
+        .count();
+    assert_eq!(objects, during.len() + 1, "one object per message");
+    let dead: i64 = db
+        .query_row("SELECT count(*) FROM dead_letters", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(dead, 0, "no event given up");
+    assert_eq!(stored(&db, &texts[0].0), 1);
+    eprintln!(
+        "blob store unavailable for {:.1} s: 20 of 20 image webhooks acknowledged and stored, every fetch retried (pending, up to attempt {}), all 20 objects stored {:.1} s after it came back",
+        down_for.as_secs_f64(),
+        attempts,
+        recovered_in.as_secs_f64()
+    );
+}
