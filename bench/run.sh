@@ -18,7 +18,8 @@
 # stdout and in bench/out/results.md. Everything listens on 127.0.0.1 only,
 # every wait is bounded, and every process started here is killed on exit.
 #
-# Settings (environment): BENCH_DURATION (s, default 10), BENCH_THREADS (2),
+# Settings (environment): BENCH_ONLY=webhook runs steps 1-3 only (for quick
+# iterations on ingest), BENCH_DURATION (s, default 10), BENCH_THREADS (2),
 # BENCH_CONNECTIONS (32), BENCH_RATE (5000 req/s for step 3),
 # BENCH_MAX_RATE (60000: payloads generated per second of wrk load),
 # BENCH_PORT (18480), BENCH_HELLO_PORT (18481), CARGO_TARGET_DIR.
@@ -34,6 +35,8 @@ MAX_RATE=${BENCH_MAX_RATE:-60000}
 PORT=${BENCH_PORT:-18480}
 HELLO_PORT=${BENCH_HELLO_PORT:-18481}
 DISPATCH_LIMIT=1000
+ONLY=${BENCH_ONLY:-}
+[[ -z $ONLY || $ONLY == webhook ]] || { echo "bench: BENCH_ONLY must be empty or webhook" >&2; exit 2; }
 SECRET=zapfn-bench-secret
 API_KEY=zapfn-bench-key-$RANDOM$RANDOM
 PHONE_NUMBER_ID=106540352242922
@@ -136,7 +139,7 @@ log "generating $(num "$WRK_COUNT") signed webhooks, $(num "$RATE_COUNT") more f
 payloads() { "$BENCH" payloads --phone-number-id "$PHONE_NUMBER_ID" --secret "$SECRET" --api-key "$API_KEY" "$@" >/dev/null; }
 payloads --kind webhook --out "$TMP/webhooks" --count "$WRK_COUNT" --parts "$THREADS"
 payloads --kind webhook --out "$TMP/rate" --count "$RATE_COUNT"
-payloads --kind send --out "$TMP/sends" --count "$WRK_COUNT" --parts "$THREADS"
+[[ -n $ONLY ]] || payloads --kind send --out "$TMP/sends" --count "$WRK_COUNT" --parts "$THREADS"
 
 # ---- 1. hello-world ---------------------------------------------------------------
 log "1/6 hello-world baseline: ${WRK[*]}"
@@ -179,6 +182,7 @@ R_ROWS=$("$BENCH" count --db "$DB" --table messages | sed -n 's/^rows=//p')
 stop "$ZAPFN_PID"
 
 # ---- 4. send API, 5. dispatch ------------------------------------------------------------
+if [[ -z $ONLY ]]; then
 # The dispatch rate is sampled from the store alongside the send run: from 2 s
 # in (once the limiter's one-second burst is spent and a backlog has formed)
 # until the queue drains, at most DURATION + 10 s.
@@ -219,11 +223,12 @@ COLD_MS=$(val cold_start_ms "$U")
 log "media: 320 px WebP thumbnail of a ≈ 5 MB JPEG, OCR per image, transcription of a 30 s voice note (median of 5)"
 M=$TMP/media.txt
 timeout 600 "$BENCH" media --runs 5 >"$M" || die "zapfn-bench media failed (are ffmpeg, tesseract, pocketsphinx, espeak-ng and ImageMagick installed?)"
+fi
 
 # ---- results -----------------------------------------------------------------------------------
 ms() { calc "$1 / 1000" 2; }
 W_CONSISTENT=$(verdict "$W_OK <= $W_ROWS && $W_ROWS <= $W_OK + $W_UNANSWERED && $W_OTHER == 0 && $W_REPEATS == 0")
-S_CONSISTENT=$(verdict "$S_OK <= $S_ROWS && $S_ROWS <= $S_OK + $S_UNANSWERED && $S_OTHER == 0 && $S_REPEATS == 0")
+[[ -n $ONLY ]] || S_CONSISTENT=$(verdict "$S_OK <= $S_ROWS && $S_ROWS <= $S_OK + $S_UNANSWERED && $S_OTHER == 0 && $S_REPEATS == 0")
 R_OK=$(val ok "$R")
 CPU=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
 COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
@@ -243,13 +248,15 @@ RESULTS=$OUT/results.md
     echo "| Webhook ingest, distinct signed payloads, 200 = stored | $(num "$W_RPS") webhooks/s; p50 $(ms "$(val p50_us "$W")") ms, p99 $(ms "$(val p99_us "$W")") ms | ≥ 40,000/s | ${W_RATIO}× (target ≈ 0.5×) | $(verdict "$W_RPS >= 40000") |"
     echo "| Webhook rows in \`messages\` vs 200s | $(num "$W_ROWS") rows, $(num "$W_OK") × 200, $W_OTHER other, $W_UNANSWERED unanswered at wrk stop, $W_REPEATS repeats | rows = 200s (+ ≤ unanswered) | | $W_CONSISTENT |"
     echo "| Webhook latency, open loop at $(num "$RATE") req/s, $CONNECTIONS conns | p50 $(val p50_ms "$R") ms, p90 $(val p90_ms "$R") ms, **p99 $(val p99_ms "$R") ms**, max $(val max_ms "$R") ms; $(num "$(val achieved_rps "$R")") req/s achieved, $(val errors "$R") errors, $(num "$R_ROWS") rows for $(num "$R_OK") × 200 | p99 < 5 ms | | $(verdict "$(val p99_ms "$R") < 5 && $(val errors "$R") == 0 && $R_ROWS == $R_OK") |"
-    echo "| Send API, distinct template sends, 202 = queued | $(num "$S_RPS") sends/s; p50 $(ms "$(val p50_us "$S")") ms, p99 $(ms "$(val p99_us "$S")") ms; $(num "$S_ROWS") rows for $(num "$S_OK") × 202, $S_OTHER other | — | ${S_RATIO}× | $S_CONSISTENT |"
-    echo "| Dispatch end to end (sandbox-accepted), WA_RATE_LIMIT=$DISPATCH_LIMIT | $(num "$D_RPS") sends/s $D_NOTE | = $DISPATCH_LIMIT/s (the limit) | | $(verdict "$D_RPS >= 0.95 * $DISPATCH_LIMIT && $D_RPS <= 1.05 * $DISPATCH_LIMIT && $D_SPAN_MS >= 1000") |"
-    echo "| \`zapfn dev\` idle RSS (2 s after start) | $RSS_MIB MiB | < 30 MiB | | $(verdict "$RSS_MIB < 30") |"
-    echo "| Cold start to first 200 on /healthz (fresh data dir) | $COLD_MS ms median ($(val cold_start_all_ms "$U") ms) | < 20 ms | | $(verdict "$COLD_MS < 20") |"
-    echo "| Thumbnail: decode a $(calc "$(val photo_bytes "$M") / 1048576" 1) MiB 4000×3000 JPEG, 320 px WebP | $(val thumbnail_ms "$M") ms | — | | |"
-    echo "| OCR (Tesseract por+eng, one thread) per image | $(val ocr_sign_ms "$M") ms for a 1200×400 sign; $(val ocr_photo_ms "$M") ms for the 4000×3000 photo | — | | |"
-    echo "| Transcription of a $(val voice_seconds "$M") s voice note (FFmpeg to 16 kHz + PocketSphinx) | real-time factor $(val transcription_rtf "$M") ($(val voice_convert_ms "$M") + $(val voice_recognise_ms "$M") ms) | < 1 | | $(verdict "$(val transcription_rtf "$M") < 1") |"
+    if [[ -z $ONLY ]]; then
+        echo "| Send API, distinct template sends, 202 = queued | $(num "$S_RPS") sends/s; p50 $(ms "$(val p50_us "$S")") ms, p99 $(ms "$(val p99_us "$S")") ms; $(num "$S_ROWS") rows for $(num "$S_OK") × 202, $S_OTHER other | — | ${S_RATIO}× | $S_CONSISTENT |"
+        echo "| Dispatch end to end (sandbox-accepted), WA_RATE_LIMIT=$DISPATCH_LIMIT | $(num "$D_RPS") sends/s $D_NOTE | = $DISPATCH_LIMIT/s (the limit) | | $(verdict "$D_RPS >= 0.95 * $DISPATCH_LIMIT && $D_RPS <= 1.05 * $DISPATCH_LIMIT && $D_SPAN_MS >= 1000") |"
+        echo "| \`zapfn dev\` idle RSS (2 s after start) | $RSS_MIB MiB | < 30 MiB | | $(verdict "$RSS_MIB < 30") |"
+        echo "| Cold start to first 200 on /healthz (fresh data dir) | $COLD_MS ms median ($(val cold_start_all_ms "$U") ms) | < 20 ms | | $(verdict "$COLD_MS < 20") |"
+        echo "| Thumbnail: decode a $(calc "$(val photo_bytes "$M") / 1048576" 1) MiB 4000×3000 JPEG, 320 px WebP | $(val thumbnail_ms "$M") ms | — | | |"
+        echo "| OCR (Tesseract por+eng, one thread) per image | $(val ocr_sign_ms "$M") ms for a 1200×400 sign; $(val ocr_photo_ms "$M") ms for the 4000×3000 photo | — | | |"
+        echo "| Transcription of a $(val voice_seconds "$M") s voice note (FFmpeg to 16 kHz + PocketSphinx) | real-time factor $(val transcription_rtf "$M") ($(val voice_convert_ms "$M") + $(val voice_recognise_ms "$M") ms) | < 1 | | $(verdict "$(val transcription_rtf "$M") < 1") |"
+    fi
     echo
     echo "During the webhook run, zapfn's threads used (% of one core): $W_CPU; $(num "$W_OUTBOX") outbox events were still waiting for consumers at the end."
 } >"$RESULTS"
