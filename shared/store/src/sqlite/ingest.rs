@@ -103,6 +103,7 @@ const TOUCH_SECONDS: i64 = 60;
 
 /// Creates or touches the conversation of (`phone_number_id`, `wa_id`); returns its id.
 /// `inbound_at` is set when the customer wrote (it moves the 24-hour window).
+/// Most calls find a conversation that needs no rewrite: one look-up answers them.
 pub(crate) fn upsert_conversation(
     conn: &Connection,
     phone_number_id: &str,
@@ -112,6 +113,25 @@ pub(crate) fn upsert_conversation(
     now: i64,
 ) -> Result<String> {
     let message_at = inbound_at.unwrap_or(now);
+    let stored = conn
+        .prepare_cached(
+            "SELECT id, contact_name, last_inbound_at, last_message_at FROM conversations
+             WHERE phone_number_id = ?1 AND wa_id = ?2",
+        )?
+        .query_row(params![phone_number_id, wa_id], |row| {
+            Ok(StoredConversation {
+                id: row.get(0)?,
+                contact_name: row.get(1)?,
+                last_inbound_at: row.get(2)?,
+                last_message_at: row.get(3)?,
+            })
+        })
+        .optional()?;
+    if let Some(stored) = &stored {
+        if !stored.needs_touch(contact_name, inbound_at, message_at) {
+            return Ok(stored.id.clone());
+        }
+    }
     let touched: Option<String> = conn
         .prepare_cached(
             "INSERT INTO conversations (id, phone_number_id, wa_id, contact_name, last_inbound_at,
@@ -142,13 +162,33 @@ pub(crate) fn upsert_conversation(
             |row| row.get(0),
         )
         .optional()?;
-    match touched {
-        Some(id) => Ok(id),
-        None => Ok(conn
-            .prepare_cached(
-                "SELECT id FROM conversations WHERE phone_number_id = ?1 AND wa_id = ?2",
-            )?
-            .query_row(params![phone_number_id, wa_id], |row| row.get(0))?),
+    match (touched, stored) {
+        (Some(id), _) | (None, Some(StoredConversation { id, .. })) => Ok(id),
+        (None, None) => Err(crate::StoreError::Invalid(format!(
+            "conversation of {wa_id} neither found nor created"
+        ))),
+    }
+}
+
+/// What [`upsert_conversation`] reads to decide whether a conversation needs a rewrite.
+struct StoredConversation {
+    id: String,
+    contact_name: Option<String>,
+    last_inbound_at: Option<i64>,
+    last_message_at: i64,
+}
+
+impl StoredConversation {
+    /// The upsert's `WHERE`: a new name, or times at least [`TOUCH_SECONDS`] later.
+    fn needs_touch(
+        &self,
+        contact_name: Option<&str>,
+        inbound_at: Option<i64>,
+        message_at: i64,
+    ) -> bool {
+        contact_name.is_some_and(|name| self.contact_name.as_deref() != Some(name))
+            || inbound_at.is_some_and(|at| at >= self.last_inbound_at.unwrap_or(0) + TOUCH_SECONDS)
+            || message_at >= self.last_message_at + TOUCH_SECONDS
     }
 }
 
