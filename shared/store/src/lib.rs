@@ -33,6 +33,25 @@ pub enum StoreError {
     Invalid(String),
 }
 
+/// Parses a webhook body; anything but JSON is [`StoreError::Invalid`].
+pub fn parse_webhook(body: &[u8]) -> Result<Notification> {
+    zapfn_whatsapp::webhook::parse(body)
+        .map_err(|error| StoreError::Invalid(format!("the webhook body is not JSON: {error}")))
+}
+
+/// Parses `body` and ingests its notification unless it is empty: what
+/// [`Store::accept_webhook`] does where nothing is journaled.
+pub async fn ingest_webhook<S: Store + ?Sized>(store: &S, body: &[u8]) -> Result<()> {
+    let notification = parse_webhook(body)?;
+    if notification.messages.is_empty()
+        && notification.statuses.is_empty()
+        && notification.events.is_empty()
+    {
+        return Ok(());
+    }
+    store.ingest(notification).await.map(drop)
+}
+
 /// Result alias for store calls.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
@@ -47,6 +66,28 @@ pub trait Store: Send + Sync + 'static {
     /// by (wamid, status), raw events; publishes `messages` and `statuses` events
     /// for the new ones only.
     async fn ingest(&self, notification: Notification) -> Result<IngestReport>;
+
+    /// Stores a webhook body whose signature was checked (valid JSON) before
+    /// the webhook is acknowledged; its notification is ingested as by
+    /// [`Store::ingest`], here and now or — where the backend journals bodies
+    /// (SQLite) — soon after, in order, with reads waiting for it. Empty
+    /// notifications store nothing.
+    async fn accept_webhook(&self, body: &[u8]) -> Result<()> {
+        ingest_webhook(self, body).await
+    }
+
+    /// Bytes of accepted webhooks journaled but not ingested yet (0 where
+    /// `accept_webhook` ingests before it returns).
+    fn webhook_backlog_bytes(&self) -> u64 {
+        0
+    }
+
+    /// Waits (at most `limit`) until every webhook accepted before the call is
+    /// ingested; whether it was. Immediate where `accept_webhook` ingests itself.
+    async fn flush_webhooks(&self, limit: Duration) -> bool {
+        let _ = limit;
+        true
+    }
 
     /// Applies one status to its message (monotonic). An unknown wamid is linked
     /// to the outbound message named by the status's callback data

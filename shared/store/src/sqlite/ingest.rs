@@ -214,7 +214,7 @@ pub(crate) fn insert_status_event(
     Ok(inserted == 1)
 }
 
-fn insert_raw_event(conn: &Connection, event: &RawEvent, now_ms: i64) -> Result<()> {
+pub(crate) fn insert_raw_event(conn: &Connection, event: &RawEvent, now_ms: i64) -> Result<()> {
     conn.prepare_cached(
         "INSERT INTO raw_events (phone_number_id, kind, raw, received_at) VALUES (?1, ?2, ?3, ?4)",
     )?

@@ -1,10 +1,14 @@
 //! The embedded store: one SQLite file in WAL mode. Writes go through a single
 //! group-commit writer thread; reads use a small pool of read connections.
+//! Webhook bodies are acknowledged once appended to a journal beside the file
+//! and stored from there by the indexer ([`journal`], [`indexer`]).
 
 mod audit;
 mod checkpoint;
 mod contacts;
+mod indexer;
 mod ingest;
+mod journal;
 mod keys;
 mod media;
 mod messages;
@@ -25,6 +29,7 @@ use zapfn_whatsapp::webhook::{Notification, StatusUpdate};
 use crate::model::*;
 use crate::{Erased, Result, Store, StoredMessage};
 use checkpoint::Checkpointer;
+use journal::Journal;
 use readers::Readers;
 use writer::Writer;
 
@@ -45,6 +50,13 @@ pub struct SqliteOptions {
     pub max_attempts: u32,
     /// Age after which a failing outbox event is dead-lettered.
     pub max_retry_age: Duration,
+    /// Acknowledge webhooks once journaled and store them from the journal
+    /// (true), or store each before acknowledging it (false). What an earlier
+    /// run journaled is stored either way.
+    pub webhook_journal: bool,
+    /// Journaled webhook bytes not yet stored past which new webhooks are
+    /// refused (`StoreError::Unavailable`: Meta redelivers them later).
+    pub max_journal_backlog: u64,
 }
 
 impl Default for SqliteOptions {
@@ -53,6 +65,8 @@ impl Default for SqliteOptions {
             durability: Durability::Process,
             max_attempts: 5,
             max_retry_age: Duration::from_secs(300),
+            webhook_journal: true,
+            max_journal_backlog: 1 << 30,
         }
     }
 }
@@ -64,9 +78,16 @@ pub struct SqliteStore {
     readers: Arc<Readers>,
     published: Arc<Notify>,
     _checkpointer: Arc<Checkpointer>,
+    /// The webhook journal, when this process owns it.
+    journal: Option<Arc<Journal>>,
     options: SqliteOptions,
     path: PathBuf,
 }
+
+/// Longest a read waits for acknowledged webhooks to be stored (so a read after
+/// a 200 sees the message); under a backlog longer than this it answers with
+/// what is stored.
+const READ_AFTER_WEBHOOK_WAIT: Duration = Duration::from_secs(2);
 
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path` and applies the schema.
@@ -85,15 +106,45 @@ impl SqliteStore {
             checkpoint::WRITER_CHECKPOINT_FRAMES,
         )?;
         let checkpointer = Arc::new(Checkpointer::start(path.clone(), options.durability));
-
+        let stored_position = indexer::stored_position(&conn)?;
+        let writer = Writer::start(conn);
+        let published = Arc::new(Notify::new());
+        // Opened even when webhooks are not journaled: what an earlier run
+        // journaled is still stored from it.
+        let journal = Journal::open(
+            &path.with_extension("journal"),
+            options.durability,
+            options.max_journal_backlog,
+        )?;
+        if let Some(journal) = &journal {
+            indexer::start(
+                journal.shared(),
+                writer.clone(),
+                published.clone(),
+                stored_position,
+            )?;
+        }
         Ok(SqliteStore {
-            writer: Writer::start(conn),
+            writer,
             readers: Arc::new(Readers::new(path.clone(), options.durability)),
-            published: Arc::new(Notify::new()),
+            published,
             _checkpointer: checkpointer,
+            journal: journal.map(Arc::new),
             options,
             path,
         })
+    }
+
+    /// Waits until webhooks acknowledged before this call are stored (bounded).
+    async fn after_webhooks(&self) {
+        if let Some(journal) = &self.journal {
+            if !journal.caught_up(READ_AFTER_WEBHOOK_WAIT).await {
+                tracing::debug!(
+                    backlog_bytes = journal.backlog(),
+                    "read answered before every acknowledged webhook was stored"
+                );
+            }
+        }
     }
 
     /// The database file.
@@ -158,6 +209,24 @@ impl Store for SqliteStore {
         self.notify_published(result)
     }
 
+    async fn accept_webhook(&self, body: &[u8]) -> Result<()> {
+        match &self.journal {
+            Some(journal) if self.options.webhook_journal => journal.append(body).await,
+            _ => crate::ingest_webhook(self, body).await,
+        }
+    }
+
+    fn webhook_backlog_bytes(&self) -> u64 {
+        self.journal.as_ref().map_or(0, |journal| journal.backlog())
+    }
+
+    async fn flush_webhooks(&self, limit: Duration) -> bool {
+        match &self.journal {
+            Some(journal) => journal.caught_up(limit).await,
+            None => true,
+        }
+    }
+
     async fn apply_status(&self, status: &StatusUpdate) -> Result<()> {
         let status = status.clone();
         self.writer
@@ -208,6 +277,7 @@ impl Store for SqliteStore {
     }
 
     async fn message(&self, id_or_wamid: &str) -> Result<Option<MessageView>> {
+        self.after_webhooks().await;
         let key = id_or_wamid.to_owned();
         self.readers
             .read(move |conn| messages::message(conn, &key))
@@ -215,12 +285,14 @@ impl Store for SqliteStore {
     }
 
     async fn conversations(&self, query: ConversationQuery) -> Result<Page<Conversation>> {
+        self.after_webhooks().await;
         self.readers
             .read(move |conn| messages::conversations(conn, &query))
             .await
     }
 
     async fn conversation(&self, id: &str) -> Result<Option<Conversation>> {
+        self.after_webhooks().await;
         let id = id.to_owned();
         self.readers
             .read(move |conn| messages::conversation(conn, &id))
@@ -232,6 +304,7 @@ impl Store for SqliteStore {
         conversation_id: &str,
         page: PageRequest,
     ) -> Result<Page<MessageView>> {
+        self.after_webhooks().await;
         let id = conversation_id.to_owned();
         self.readers
             .read(move |conn| messages::conversation_messages(conn, &id, &page))
@@ -239,6 +312,7 @@ impl Store for SqliteStore {
     }
 
     async fn last_inbound_at(&self, phone_number_id: &str, wa_id: &str) -> Result<Option<i64>> {
+        self.after_webhooks().await;
         let (pnid, wa_id) = (phone_number_id.to_owned(), wa_id.to_owned());
         self.readers
             .read(move |conn| messages::last_inbound_at(conn, &pnid, &wa_id))
@@ -366,6 +440,7 @@ impl Store for SqliteStore {
     }
 
     async fn messages_before(&self, before: i64, limit: usize) -> Result<Vec<StoredMessage>> {
+        self.after_webhooks().await;
         self.readers
             .read(move |conn| contacts::messages_before(conn, before, limit))
             .await

@@ -62,6 +62,13 @@ CREATE TABLE IF NOT EXISTS raw_events (
     received_at     INTEGER NOT NULL
 );
 
+-- How far the indexer has stored the webhook journal (one row; see journal.rs).
+CREATE TABLE IF NOT EXISTS journal_position (
+    id      INTEGER PRIMARY KEY CHECK (id = 1),
+    segment INTEGER NOT NULL,
+    offset  INTEGER NOT NULL
+);
+
 -- Transactional outbox: the embedded event bus and task queue.
 CREATE TABLE IF NOT EXISTS outbox (
     id              INTEGER PRIMARY KEY AUTOINCREMENT,

@@ -1,0 +1,189 @@
+//! The journal's indexer: a thread that reads acknowledged webhook bodies from
+//! the [`journal`](super::journal) in order, parses them and stores them as
+//! [`Store::ingest`](crate::Store::ingest) does — messages deduplicated by
+//! wamid, statuses by (wamid, status), their events in the outbox — in group
+//! transactions that also record the journal position they reached. A crash
+//! resumes from the last committed position; records indexed twice (none, but
+//! for a crash between the commit and nothing else) would dedupe anyway.
+//!
+//! Nothing is dropped: a body that cannot be stored as a notification (an
+//! error that is not the storage's) is kept whole in `raw_events` as
+//! `unstored_webhook` with the reason. A storage error (disk full, locked)
+//! stops indexing until a retry succeeds; the journal keeps the records.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rusqlite::{params, Connection, OptionalExtension};
+use tokio::sync::Notify;
+use zapfn_whatsapp::webhook::{self, RawEvent};
+
+use super::journal::{self, Position, Reader, Shared};
+use super::writer::Writer;
+use super::{ingest, now_ms};
+use crate::{Result, StoreError};
+
+/// Most records stored in one transaction.
+const BATCH_RECORDS: usize = 512;
+/// About the most body bytes stored in one transaction.
+const BATCH_BYTES: usize = 4 * 1024 * 1024;
+/// How long an idle indexer sleeps before looking for a stop.
+const IDLE_WAIT: Duration = Duration::from_millis(500);
+/// First and longest pause after a failed batch.
+const RETRY_FIRST: Duration = Duration::from_millis(50);
+const RETRY_MAX: Duration = Duration::from_secs(2);
+
+/// The position the indexer stored last (the start for a new one).
+pub(crate) fn stored_position(conn: &Connection) -> Result<Position> {
+    let stored = conn
+        .query_row(
+            "SELECT segment, offset FROM journal_position WHERE id = 1",
+            [],
+            |row| Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?)),
+        )
+        .optional()?;
+    Ok(
+        stored.map_or(Position::default(), |(segment, offset)| Position {
+            segment: segment as u64,
+            offset: offset as u64,
+        }),
+    )
+}
+
+/// Starts indexing from `start` on its own thread; it ends once the journal stops.
+pub(crate) fn start(
+    journal: Arc<Shared>,
+    writer: Writer,
+    published: Arc<Notify>,
+    start: Position,
+) -> Result<()> {
+    journal.set_indexed(start);
+    let indexer = Indexer {
+        journal,
+        writer,
+        published,
+        committed: start,
+    };
+    std::thread::Builder::new()
+        .name("zapfn-indexer".into())
+        .spawn(move || indexer.run())
+        .map(drop)
+        .map_err(|e| StoreError::Unavailable(format!("indexer thread: {e}")))
+}
+
+struct Indexer {
+    journal: Arc<Shared>,
+    writer: Writer,
+    published: Arc<Notify>,
+    committed: Position,
+}
+
+impl Indexer {
+    fn run(mut self) {
+        let mut reader = Reader::new(self.journal.dir(), self.committed);
+        let mut pause = RETRY_FIRST;
+        while !self.journal.is_stopped() {
+            let end = self.journal.end();
+            if reader.position() >= end {
+                if self
+                    .journal
+                    .wait_past(reader.position(), IDLE_WAIT)
+                    .is_none()
+                {
+                    return;
+                }
+                continue;
+            }
+            match self.index_next(&mut reader, end) {
+                Ok(()) => pause = RETRY_FIRST,
+                Err(error) => {
+                    if self.journal.is_stopped() {
+                        return;
+                    }
+                    tracing::warn!(%error, retry_in_ms = pause.as_millis() as u64, "webhooks journaled but not stored yet; retrying");
+                    reader = Reader::new(self.journal.dir(), self.committed);
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(RETRY_MAX);
+                }
+            }
+        }
+    }
+
+    /// Reads and stores the next batch before `end`.
+    fn index_next(&mut self, reader: &mut Reader, end: Position) -> Result<()> {
+        let before = reader.position();
+        let records = reader.read(end, BATCH_RECORDS, BATCH_BYTES)?;
+        let next = reader.position();
+        if records.is_empty() {
+            if next == before {
+                return Err(StoreError::Unavailable(format!(
+                    "journal record at {before:?} is unreadable before the written end {end:?}"
+                )));
+            }
+            // Only crossed into a newer segment: the ones passed hold nothing unstored.
+            journal::remove_before(self.journal.dir(), next.segment)?;
+            self.journal.set_indexed(next);
+            return Ok(());
+        }
+        let journal = self.journal.clone();
+        self.writer.write_blocking(move |conn| {
+            // A store closed meanwhile leaves the batch to the next opener.
+            if journal.is_stopped() {
+                return Err(StoreError::Closed);
+            }
+            store_batch(conn, &records, next)
+        })?;
+        self.published.notify_waiters();
+        if next.segment > self.committed.segment {
+            journal::remove_before(self.journal.dir(), next.segment)?;
+        }
+        self.committed = next;
+        self.journal.set_indexed(next);
+        Ok(())
+    }
+}
+
+/// Stores `records` and the position after them, in the caller's transaction.
+fn store_batch(conn: &Connection, records: &[Vec<u8>], next: Position) -> Result<()> {
+    let now = now_ms();
+    for body in records {
+        conn.execute_batch("SAVEPOINT webhook")?;
+        let stored = match webhook::parse(body) {
+            Ok(notification) => ingest::ingest(conn, &notification).map(drop),
+            Err(error) => Err(StoreError::Invalid(format!("not JSON: {error}"))),
+        };
+        match stored {
+            Ok(()) => conn.execute_batch("RELEASE webhook")?,
+            Err(error) if is_storage_failure(&error) => return Err(error),
+            Err(error) => {
+                conn.execute_batch("ROLLBACK TO webhook; RELEASE webhook")?;
+                tracing::error!(%error, bytes = body.len(), "webhook kept raw: it could not be stored as a notification");
+                let kept = RawEvent {
+                    phone_number_id: None,
+                    kind: "unstored_webhook".into(),
+                    raw: String::from_utf8_lossy(body).into_owned(),
+                };
+                ingest::insert_raw_event(conn, &kept, now)?;
+            }
+        }
+    }
+    conn.prepare_cached(
+        "INSERT INTO journal_position (id, segment, offset) VALUES (1, ?1, ?2)
+         ON CONFLICT (id) DO UPDATE SET segment = excluded.segment, offset = excluded.offset",
+    )?
+    .execute(params![next.segment as i64, next.offset as i64])?;
+    Ok(())
+}
+
+/// Whether `error` is the storage failing (retry later) rather than the data.
+fn is_storage_failure(error: &StoreError) -> bool {
+    use rusqlite::ErrorCode::*;
+    match error {
+        StoreError::Database(rusqlite::Error::SqliteFailure(failure, _)) => !matches!(
+            failure.code,
+            ConstraintViolation | TooBig | TypeMismatch | ParameterOutOfRange
+        ),
+        StoreError::Database(_) | StoreError::Json(_) | StoreError::Invalid(_) => false,
+        StoreError::Closed | StoreError::Unavailable(_) => true,
+    }
+}
