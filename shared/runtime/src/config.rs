@@ -52,6 +52,10 @@ pub struct Config {
     pub rules_path: Option<PathBuf>,
     /// `fsync` on every commit (`ZAPFN_SQLITE_SYNC=full`); default survives process crashes only.
     pub sqlite_full_sync: bool,
+    /// Acknowledge webhooks once appended to the SQLite store's journal, and
+    /// store them from there (`ZAPFN_WEBHOOK_JOURNAL`, default on; `0` stores
+    /// each before acknowledging it).
+    pub webhook_journal: bool,
     /// Let outbound media links reach loopback and private addresses
     /// (`ZAPFN_ALLOW_PRIVATE_MEDIA_HOSTS=1`; tests and local development only).
     pub allow_private_media_hosts: bool,
@@ -173,6 +177,8 @@ impl Config {
             rules_path: lookup("ZAPFN_RULES").map(PathBuf::from),
             sqlite_full_sync: lookup("ZAPFN_SQLITE_SYNC")
                 .is_some_and(|v| v.eq_ignore_ascii_case("full")),
+            webhook_journal: !lookup("ZAPFN_WEBHOOK_JOURNAL")
+                .is_some_and(|v| matches!(v.trim(), "0" | "false" | "off")),
             allow_private_media_hosts: lookup("ZAPFN_ALLOW_PRIVATE_MEDIA_HOSTS")
                 .is_some_and(|v| matches!(v.trim(), "1" | "true")),
             retention_days,

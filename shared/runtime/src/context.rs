@@ -121,6 +121,8 @@ fn sqlite_options(config: &Config) -> SqliteOptions {
         },
         max_attempts: config.max_attempts,
         max_retry_age: config.max_retry_age,
+        webhook_journal: config.webhook_journal,
+        ..SqliteOptions::default()
     }
 }
 

@@ -33,6 +33,7 @@ async fn health(State(context): State<Context>) -> Response {
             "graph_url": config.graph_url,
             "warnings": warnings,
             "queues": depths,
+            "webhook_backlog_bytes": context.store.webhook_backlog_bytes(),
         }))
         .into_response(),
         Err(error) => (
