@@ -83,6 +83,8 @@ async fn sigterm_under_load_finishes_in_flight_work_and_loses_nothing() {
     let env = [
         ("WA_GRAPH_URL", graph_url.as_str()),
         ("ZAPFN_RECONCILE_SECONDS", "3"),
+        // Thousands of customers are acknowledged in the load; reply to them fast.
+        ("WA_RATE_LIMIT", "1000"),
     ];
 
     let mut first = child::spawn(port, dir.path(), &env);
@@ -138,11 +140,30 @@ async fn sigterm_under_load_finishes_in_flight_work_and_loses_nothing() {
         "load before SIGTERM: {}",
         acknowledged.len()
     );
+    eprintln!(
+        "SIGTERM: exited in {took:?}; {} acknowledged, {} unanswered",
+        acknowledged.len(),
+        outcomes.len() - acknowledged.len()
+    );
+
+    // Restart; Meta redelivers what was not acknowledged.
+    let second = child::spawn(port, dir.path(), &env);
+    second.wait_healthy().await;
+    // Everything acknowledged before SIGTERM is stored: from the journal, by
+    // the restarted process, before any redelivery.
     let db = Connection::open_with_flags(
         dir.path().join("zapfn.db"),
         OpenFlags::SQLITE_OPEN_READ_ONLY,
     )
     .unwrap();
+    let start = Instant::now();
+    while second.webhook_backlog().await != 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "journal never drained"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     for wamid in &acknowledged {
         let stored: i64 = db
             .query_row(
@@ -157,15 +178,6 @@ async fn sigterm_under_load_finishes_in_flight_work_and_loses_nothing() {
         );
     }
     drop(db);
-    eprintln!(
-        "SIGTERM: exited in {took:?}; {} acknowledged, {} unanswered",
-        acknowledged.len(),
-        outcomes.len() - acknowledged.len()
-    );
-
-    // Restart; Meta redelivers what was not acknowledged.
-    let second = child::spawn(port, dir.path(), &env);
-    second.wait_healthy().await;
     let http = reqwest::Client::new();
     for (_, body, outcome) in &outcomes {
         if !matches!(outcome, Outcome::Answered(200)) {

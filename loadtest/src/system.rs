@@ -130,7 +130,7 @@ impl System {
         let _ = child.wait();
     }
 
-    /// Events waiting per topic and dead letters, from `/healthz`.
+    /// Events waiting (per topic, plus unstored journaled webhooks) and dead letters, from `/healthz`.
     pub async fn queues(&self) -> Option<(u64, u64, Value)> {
         let health: Value = self
             .http
@@ -143,10 +143,14 @@ impl System {
             .await
             .ok()?;
         let queues = health.get("queues")?.clone();
+        // Webhooks acknowledged from the journal but not stored yet count as one
+        // more pending item, so nothing is reconciled before they are stored.
+        let journaled = health["webhook_backlog_bytes"].as_u64().unwrap_or(0) > 0;
         let pending = queues["pending"]
             .as_object()
             .map(|topics| topics.values().filter_map(Value::as_u64).sum())
-            .unwrap_or(0);
+            .unwrap_or(0)
+            + u64::from(journaled);
         let dead = queues["dead_letters"].as_u64().unwrap_or(0);
         Some((pending, dead, queues))
     }

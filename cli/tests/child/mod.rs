@@ -97,6 +97,19 @@ impl Zapfn {
         }
     }
 
+    /// Bytes of acknowledged webhooks still waiting in the journal (`/healthz`).
+    pub async fn webhook_backlog(&self) -> u64 {
+        let health: serde_json::Value = reqwest::get(self.url("/healthz"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        health["webhook_backlog_bytes"]
+            .as_u64()
+            .expect("/healthz reports webhook_backlog_bytes")
+    }
+
     /// Sends `signal` (e.g. `libc::SIGTERM`) to the child.
     pub fn signal(&self, signal: i32) {
         // SAFETY: kill(2) on our own child's pid.

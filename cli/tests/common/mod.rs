@@ -63,12 +63,22 @@ impl System {
         format!("{}{path}", self.running.url())
     }
 
-    /// Signs `body` with the test secret and posts it to `/webhook`.
+    /// Signs `body` with the test secret and posts it to `/webhook`; once
+    /// answered, waits until what was acknowledged is stored (the SQLite store
+    /// journals webhooks and stores them right after), so the database file
+    /// can be read directly.
     pub async fn post_webhook(&self, body: &[u8]) -> u16 {
-        zapfn_sandbox::post_signed(&self.http, &self.url("/webhook"), SECRET.as_bytes(), body)
-            .await
-            .unwrap()
-            .as_u16()
+        let status =
+            zapfn_sandbox::post_signed(&self.http, &self.url("/webhook"), SECRET.as_bytes(), body)
+                .await
+                .unwrap()
+                .as_u16();
+        let store = &self.running.context.store;
+        assert!(
+            store.flush_webhooks(Duration::from_secs(10)).await,
+            "acknowledged webhooks stored"
+        );
+        status
     }
 
     /// GET with the API key; (status, JSON body or Null).
