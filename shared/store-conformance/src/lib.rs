@@ -238,6 +238,8 @@ macro_rules! conformance_tests {
             erasing_a_contact_deletes_messages_histories_events_and_conversation,
             erasing_what_is_not_stored_deletes_nothing,
             retention_lists_old_messages_and_purges_what_they_leave_behind,
+            an_accepted_webhook_is_readable_right_after_and_stored_once,
+            an_accepted_webhook_without_items_stores_nothing,
         }
     };
 }

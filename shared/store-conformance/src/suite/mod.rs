@@ -8,6 +8,7 @@ mod outbox;
 mod reads;
 mod sends;
 mod statuses;
+mod webhooks;
 
 pub use access::*;
 pub use contacts::*;
@@ -16,3 +17,4 @@ pub use outbox::*;
 pub use reads::*;
 pub use sends::*;
 pub use statuses::*;
+pub use webhooks::*;
