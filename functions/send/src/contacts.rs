@@ -18,7 +18,7 @@ use axum::{middleware, Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 use zapfn_runtime::auth::{hash_key, require_api_key, ApiAuth, Caller};
-use zapfn_runtime::{Context, Problem};
+use zapfn_runtime::{audit, Context, Problem};
 use zapfn_store::{AuditEntry, Conversation, ConversationQuery, PageRequest, Scope};
 
 use crate::{erase, export};
@@ -203,12 +203,7 @@ async fn audit_contact_calls(
         .get::<MatchedPath>()
         .map_or("/v1/contacts/{wa_id}", MatchedPath::as_str)
         .to_owned();
-    let request_id = request
-        .headers()
-        .get("x-request-id")
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
+    let request_id = audit::request_id(request.headers());
     let mut target = vec![format!(
         "contact={}",
         contact_pseudonym(&context.config.key_pepper, &zapfn_whatsapp::wa_id(&wa_id))
@@ -226,8 +221,6 @@ async fn audit_contact_calls(
         status: response.status().as_u16(),
         request_id,
     };
-    if let Err(error) = context.store.record_audit(&entry).await {
-        tracing::error!(%error, route = entry.route, key = entry.key_name, "audit entry not stored");
-    }
+    audit::record(&context, &entry).await;
     response
 }

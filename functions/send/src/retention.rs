@@ -26,7 +26,7 @@ use serde::Serialize;
 use zapfn_cloud::oidc::OidcVerifier;
 use zapfn_runtime::auth::hash_key;
 use zapfn_runtime::backends::StoreBackend;
-use zapfn_runtime::{Context, Problem};
+use zapfn_runtime::{audit, Context, Problem};
 use zapfn_store::{AuditEntry, Erased, Scope};
 
 use crate::erase::{self, Counts, Doomed, BATCH};
@@ -194,12 +194,7 @@ async fn require_job_caller(
             },
         },
     };
-    let request_id = request
-        .headers()
-        .get("x-request-id")
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
+    let request_id = audit::request_id(request.headers());
     let response = next.run(request).await;
     let entry = AuditEntry {
         at_ms: chrono::Utc::now().timestamp_millis(),
@@ -210,9 +205,7 @@ async fn require_job_caller(
         status: response.status().as_u16(),
         request_id,
     };
-    if let Err(error) = context.store.record_audit(&entry).await {
-        tracing::error!(%error, route = ROUTE, "audit entry not stored");
-    }
+    audit::record(context, &entry).await;
     response
 }
 

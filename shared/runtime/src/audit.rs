@@ -55,15 +55,20 @@ pub async fn record_changes(
         status: response.status().as_u16(),
         request_id,
     };
-    // The call's effect is already committed: a lost audit write is reported, not turned into an error.
-    if let Err(error) = context.store.record_audit(&entry).await {
-        tracing::error!(%error, route = entry.route, key = entry.key_name, "audit entry not stored");
-    }
+    record(&context, &entry).await;
     response
 }
 
+/// Stores `entry`. The call's effect is already committed: a lost audit write
+/// is reported, not turned into an error.
+pub async fn record(context: &Context, entry: &AuditEntry) {
+    if let Err(error) = context.store.record_audit(entry).await {
+        tracing::error!(%error, route = entry.route, key = entry.key_name, "audit entry not stored");
+    }
+}
+
 /// The client's `X-Request-Id`, Cloud Run's trace id, or a new id.
-fn request_id(headers: &HeaderMap) -> String {
+pub fn request_id(headers: &HeaderMap) -> String {
     let header = |name: &str| {
         headers
             .get(name)
