@@ -8,7 +8,14 @@
 #   public         reached from the internet through `var.edge` (Meta's webhook, API clients)
 #   subscriptions  Pub/Sub push subscriptions: zapfn topic => attribute filter ("" = every message)
 #   task_queues    Cloud Tasks queues (local.queues) whose HTTP target this function is
-#   storage_events Eventarc `object.finalized` events of the media bucket
+#   storage_events Eventarc `object.finalized` events of the media bucket, posted to the
+#                  function's `media` handler (/_eventarc/media): how the processors are
+#                  triggered deployed, instead of `media` events (media-fetch runs with
+#                  ZAPFN_MEDIA_TRIGGER=storage and publishes none). Eventarc filters Cloud
+#                  Storage events by bucket only, so every object of the bucket reaches
+#                  every processor; each acts only on originals media-fetch recorded as
+#                  stored (`{pnid}/{message id}/original.*`) of its own message types,
+#                  and ignores its own derived files (thumb.webp, poster.jpg).
 #   publishes      topics its code writes events to (its outbox relay publishes them)
 #   enqueues       queues it may add tasks to (it writes `dispatch` events: a send)
 #   bucket         media bucket access: none, read, read-delete (read and delete, no
@@ -87,52 +94,53 @@ locals {
       concurrency   = 20
       timeout       = 300
       secrets       = ["access-token", "app-secret", "verify-token"]
-      publishes     = ["media"]
       bucket        = "write"
       subscriptions = { messages = join(" OR ", [for t in local.media_types : "attributes.message_type = \"${t}\""]) }
+      # The stored original's object.finalized event starts the processors.
+      env = { ZAPFN_MEDIA_TRIGGER = "storage" }
     }
     media-image = {
-      variant       = "media"
-      packages      = "tesseract-ocr tesseract-ocr-eng tesseract-ocr-por"
-      memory        = "1Gi"
-      concurrency   = 4
-      max           = 10
-      timeout       = 300
-      bucket        = "write"
-      subscriptions = { media = "attributes.message_type = \"image\" OR attributes.message_type = \"sticker\"" }
+      variant        = "media"
+      packages       = "tesseract-ocr tesseract-ocr-eng tesseract-ocr-por"
+      memory         = "1Gi"
+      concurrency    = 4
+      max            = 10
+      timeout        = 300
+      bucket         = "write"
+      storage_events = true
     }
     media-audio = {
-      variant       = "media"
-      packages      = "ffmpeg pocketsphinx pocketsphinx-en-us"
-      cpu           = "2"
-      memory        = "2Gi"
-      concurrency   = 2
-      max           = 10
-      timeout       = 600
-      publishes     = ["transcripts"]
-      bucket        = "read"
-      subscriptions = { media = "attributes.message_type = \"audio\"" }
+      variant        = "media"
+      packages       = "ffmpeg pocketsphinx pocketsphinx-en-us"
+      cpu            = "2"
+      memory         = "2Gi"
+      concurrency    = 2
+      max            = 10
+      timeout        = 600
+      publishes      = ["transcripts"]
+      bucket         = "read"
+      storage_events = true
     }
     media-video = {
-      variant       = "media"
-      packages      = "ffmpeg pocketsphinx pocketsphinx-en-us"
-      cpu           = "2"
-      memory        = "2Gi"
-      concurrency   = 2
-      max           = 10
-      timeout       = 900
-      bucket        = "write"
-      subscriptions = { media = "attributes.message_type = \"video\"" }
+      variant        = "media"
+      packages       = "ffmpeg pocketsphinx pocketsphinx-en-us"
+      cpu            = "2"
+      memory         = "2Gi"
+      concurrency    = 2
+      max            = 10
+      timeout        = 900
+      bucket         = "write"
+      storage_events = true
     }
     media-document = {
-      variant       = "media"
-      packages      = "poppler-utils"
-      memory        = "1Gi"
-      concurrency   = 4
-      max           = 10
-      timeout       = 300
-      bucket        = "read"
-      subscriptions = { media = "attributes.message_type = \"document\"" }
+      variant        = "media"
+      packages       = "poppler-utils"
+      memory         = "1Gi"
+      concurrency    = 4
+      max            = 10
+      timeout        = 300
+      bucket         = "read"
+      storage_events = true
     }
   }
 
@@ -148,7 +156,8 @@ locals {
   }
 
   # Pub/Sub topics (the event bus) and Cloud Tasks queues (outbound sends).
-  topics = ["messages", "statuses", "media", "transcripts"]
+  # No `media` topic: deployed, the processors are triggered by storage events.
+  topics = ["messages", "statuses", "transcripts"]
 
   queues = {
     sending      = { rate = var.sending_rate, concurrent = 500 }

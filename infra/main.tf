@@ -282,8 +282,10 @@ module "eventarc" {
   name_prefix      = local.prefix
   bucket           = module.storage.bucket
   gcs_agent_member = module.storage.gcs_agent_member
+  # The runtime serves a function's handlers of topic T at /_eventarc/T; the
+  # processors' `media` handler takes the stored original's object.finalized event.
   targets = {
-    for name, f in local.functions : name => { service = module.service[name].name, path = "/_events/storage" } if f.storage_events
+    for name, f in local.functions : name => { service = module.service[name].name, path = "/_eventarc/media" } if f.storage_events
   }
 }
 

@@ -2,7 +2,7 @@
 # One-command deploy to Google Cloud (after `gcloud auth login` and
 # `gcloud auth application-default login`):
 #
-#   WA_ACCESS_TOKEN=… WA_APP_SECRET=… make deploy PROJECT=my-project [REGION=us-central1]
+#   WA_ACCESS_TOKEN=… WA_APP_SECRET=… [WA_WABA_ID=…] make deploy PROJECT=my-project [REGION=us-central1]
 #
 # 1. enables the bootstrap APIs, creates the Terraform state and build-cache buckets;
 # 2. creates the project-level resources (APIs, Artifact Registry) with Terraform;
@@ -85,6 +85,13 @@ say "step 4/4: check"
 webhook_url=$(tf output -raw webhook_url)
 api_url=$(tf output -raw api_url)
 curl -fsS -o /dev/null "${api_url}/healthz" && say "send API answers /healthz" || say "warning: ${api_url}/healthz did not answer 200 yet"
+# Meta sends a WABA's webhooks only to apps subscribed to it (POST /{waba-id}/subscribed_apps).
+if [ -n "${WA_WABA_ID:-}" ]; then
+    curl -fsS -o /dev/null -X POST -H "Authorization: Bearer $WA_ACCESS_TOKEN" \
+        "https://graph.facebook.com/${WA_API_VERSION:-v23.0}/$WA_WABA_ID/subscribed_apps" \
+        && say "the Meta app is subscribed to WABA $WA_WABA_ID" \
+        || say "warning: subscribing the Meta app to WABA $WA_WABA_ID failed (README \"Point Meta at it\")"
+fi
 cat <<EOT
 
 zapfn is deployed.
@@ -94,5 +101,6 @@ zapfn is deployed.
     then subscribe to the "messages" field.
   API:            $api_url   (Authorization: Bearer $api_key)
   Check it:       cargo run -p zapfn -- replay fixtures/webhooks/message_text.json --url $webhook_url --secret "\$WA_APP_SECRET"
-  Roll back:      gcloud run services update-traffic $prefix-<function> --region $region --to-revisions=<revision>=100
+  Roll back:      README "Deploy" → "Roll back" (every function to an older commit's images)
 EOT
+[ -n "${WA_WABA_ID:-}" ] || say "set WA_WABA_ID to subscribe the Meta app to your WABA, or do it by hand (README \"Point Meta at it\")"

@@ -273,6 +273,7 @@ impl Deployment {
             ("GOOGLE_CLOUD_PROJECT", project.clone()),
             ("ZAPFN_BLOBS", "gcs".into()),
             ("ZAPFN_MEDIA_BUCKET", bucket.clone()),
+            ("ZAPFN_MEDIA_TRIGGER", "storage".into()),
             ("ZAPFN_BUS", "pubsub".into()),
             ("ZAPFN_TOPIC_PREFIX", prefix.clone()),
             ("ZAPFN_TASKS", "cloudtasks".into()),

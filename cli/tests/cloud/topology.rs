@@ -12,7 +12,9 @@ pub struct Route {
 
 const MEDIA_TYPES: &str = "attributes.message_type = \"image\" OR attributes.message_type = \"sticker\" OR attributes.message_type = \"audio\" OR attributes.message_type = \"video\" OR attributes.message_type = \"document\"";
 
-pub const SUBSCRIPTIONS: [Route; 8] = [
+/// The media processors have none: deployed, the media bucket's object-finalized
+/// events (Eventarc) start them, which the emulators cannot raise.
+pub const SUBSCRIPTIONS: [Route; 4] = [
     Route { function: "status", topic: "statuses", filter: "" },
     Route {
         function: "text",
@@ -21,14 +23,6 @@ pub const SUBSCRIPTIONS: [Route; 8] = [
     },
     Route { function: "text", topic: "transcripts", filter: "" },
     Route { function: "media-fetch", topic: "messages", filter: MEDIA_TYPES },
-    Route {
-        function: "media-image",
-        topic: "media",
-        filter: "attributes.message_type = \"image\" OR attributes.message_type = \"sticker\"",
-    },
-    Route { function: "media-audio", topic: "media", filter: "attributes.message_type = \"audio\"" },
-    Route { function: "media-video", topic: "media", filter: "attributes.message_type = \"video\"" },
-    Route { function: "media-document", topic: "media", filter: "attributes.message_type = \"document\"" },
 ];
 
 /// The subscriptions `infra/functions.tf` declares: (function, topic, filter).

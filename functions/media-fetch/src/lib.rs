@@ -3,7 +3,9 @@
 //! URL expires, verify Meta's SHA-256, check Meta's size and type rules against
 //! the real content, store it in the blob store under
 //! `{phone_number_id}/{message_id}/original.{ext}`, and in one store call record
-//! `media.object` on the message and publish a `media` event for the processors.
+//! `media.object` on the message and publish a `media` event for the processors
+//! (none with `ZAPFN_MEDIA_TRIGGER=storage`: deployed, the bucket's
+//! object-finalized events start them).
 //!
 //! `media.object.status` is `pending` while fetching (with the last error when
 //! retrying), `done` with key, type, checksum and size, or `failed` with a code
@@ -19,9 +21,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
+use zapfn_blob::media::original_key;
 use zapfn_blob::{BlobKey, BlobStore};
 use zapfn_media::{check, safe_filename, MediaKind};
-use zapfn_runtime::{retry, Context, Function, Subscription};
+use zapfn_runtime::{retry, Context, Function, MediaTrigger, Subscription};
 use zapfn_store::{topics, Delivery, MediaStored, MessageEvent, NewEvent, Settlement, Store};
 use zapfn_whatsapp::graph::GraphClient;
 
@@ -55,6 +58,7 @@ pub struct Fetcher {
     store: Arc<dyn Store>,
     blobs: Arc<dyn BlobStore>,
     graph: GraphClient,
+    media_trigger: MediaTrigger,
     retry_base: Duration,
     max_attempts: u32,
     max_retry_age: Duration,
@@ -78,6 +82,7 @@ impl Fetcher {
             store: context.store.clone(),
             blobs: context.blobs.clone(),
             graph: context.graph.clone(),
+            media_trigger: context.config.media_trigger,
             retry_base: context.config.retry_base,
             max_attempts: context.config.max_attempts,
             max_retry_age: context.config.max_retry_age,
@@ -164,9 +169,10 @@ impl Fetcher {
             .or(meta.mime_type.as_deref());
         let checked = check(request.kind, declared, &bytes)?;
         let event = &request.event;
-        let key = BlobKey::new(format!(
-            "{}/{}/original.{}",
-            event.phone_number_id, event.message_id, checked.extension
+        let key = BlobKey::new(original_key(
+            &event.phone_number_id,
+            &event.message_id,
+            checked.extension,
         ))
         .map_err(|error| Failure::permanent("invalid_key", error.to_string()))?;
         let info = self
@@ -198,12 +204,15 @@ impl Fetcher {
             "animated": checked.animated,
             "media_id": media_id,
         });
-        let published = NewEvent {
-            topic: topics::MEDIA.to_owned(),
-            ordering_key: None,
-            payload: serde_json::to_value(&stored).expect("MediaStored serialises"),
+        let published = match self.media_trigger {
+            MediaTrigger::Events => vec![NewEvent {
+                topic: topics::MEDIA.to_owned(),
+                ordering_key: None,
+                payload: serde_json::to_value(&stored).expect("MediaStored serialises"),
+            }],
+            MediaTrigger::Storage => Vec::new(),
         };
-        self.record(request, object, vec![published])
+        self.record(request, object, published)
             .await
             .map_err(Failure::Transient)?;
         tracing::info!(message_id = %event.message_id, key = %key, size = info.size, "media stored");

@@ -182,7 +182,8 @@ async fn require_job_caller(
         }
         Ok(None) => match &guard.verifier {
             None => return unauthorized("the API key is not valid or was revoked"),
-            Some(verifier) => match verifier.verify(authorization.as_deref()).await {
+            // Cloud Scheduler sends the custom audience: no other is accepted here.
+            Some(verifier) => match verifier.verify(authorization.as_deref(), None).await {
                 Ok(claims) => format!(
                     "oidc:{}",
                     claims.email.unwrap_or(claims.sub.unwrap_or_default())

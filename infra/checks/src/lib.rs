@@ -131,6 +131,19 @@ pub fn code_subscriptions() -> BTreeMap<String, BTreeSet<String>> {
         .collect()
 }
 
+/// The topic whose handlers Eventarc's Cloud Storage events are posted to
+/// (`/_eventarc/media`): deployed, a function with `storage_events` gets the
+/// stored originals' object-finalized events there instead of `media` events.
+pub const STORAGE_EVENTS_TOPIC: &str = "media";
+
+/// Whether any function is triggered by storage events (then nobody needs the
+/// [`STORAGE_EVENTS_TOPIC`] Pub/Sub topic).
+pub fn storage_triggered() -> bool {
+    function_specs()
+        .values()
+        .any(|spec| spec["storage_events"] == true)
+}
+
 /// The store writes that publish events to fixed topics: Store method => the module
 /// of the SQLite store that implements it (the other stores publish the same).
 pub const PUBLISHING_STORE_WRITES: [(&str, &str); 2] = [

@@ -77,9 +77,10 @@ fn subscriptions_match_the_code() {
     for (function, topics) in code_subscriptions() {
         let spec = &specs[&function];
         let declared = keys(&spec["subscriptions"]);
+        let from_storage = spec["storage_events"] == true;
         let from_pubsub: BTreeSet<String> = topics
             .iter()
-            .filter(|t| *t != "dispatch")
+            .filter(|t| *t != "dispatch" && !(from_storage && *t == STORAGE_EVENTS_TOPIC))
             .cloned()
             .collect();
         assert_eq!(
@@ -100,7 +101,7 @@ fn every_topic_has_a_subscription_with_a_dead_letter_policy() {
     let topics = strings(&catalog["topics"]);
     let code_topics: BTreeSet<String> = topic_constants()
         .into_values()
-        .filter(|t| t != "dispatch")
+        .filter(|t| t != "dispatch" && !(storage_triggered() && t == STORAGE_EVENTS_TOPIC))
         .collect();
     assert_eq!(topics, code_topics, "Pub/Sub topics vs the store's topics");
     let subscribed: BTreeSet<String> = function_specs()
@@ -306,9 +307,10 @@ fn publishes_match_the_code() {
     assert_eq!(queue, "${module.tasks.queue_ids[\"sending\"]}");
     for (function, topics) in code_publishes() {
         let spec = &specs[&function];
+        let storage_trigger = spec["env"]["ZAPFN_MEDIA_TRIGGER"] == "storage";
         let bus: BTreeSet<String> = topics
             .iter()
-            .filter(|t| *t != "dispatch")
+            .filter(|t| *t != "dispatch" && !(storage_trigger && *t == STORAGE_EVENTS_TOPIC))
             .cloned()
             .collect();
         assert_eq!(
@@ -517,4 +519,91 @@ fn scheduler_jobs_call_their_function_as_their_own_identity() {
             .contains("length(var.invokers) > 0"),
         "an empty ZAPFN_PUSH_SERVICE_ACCOUNTS would accept any Google account"
     );
+}
+
+/// Deployed, the media processors are started by the stored original's Cloud
+/// Storage `object.finalized` event (Eventarc) instead of a `media` event, never
+/// by both: exactly the functions whose code handles `media` have storage events
+/// and no `media` subscription; the function that publishes `media` events runs
+/// with `ZAPFN_MEDIA_TRIGGER=storage` (which the runtime reads) and publishes none;
+/// there is no `media` topic; the triggers post to the route the runtime serves,
+/// as an identity each target accepts.
+#[test]
+fn storage_events_start_the_processors_instead_of_media_events() {
+    assert_eq!(topic_constants()["MEDIA"], STORAGE_EVENTS_TOPIC);
+    let specs = function_specs();
+    let handles_media: BTreeSet<String> = code_subscriptions()
+        .into_iter()
+        .filter(|(_, topics)| topics.contains(STORAGE_EVENTS_TOPIC))
+        .map(|(function, _)| function)
+        .collect();
+    let storage_events: BTreeSet<String> = specs
+        .iter()
+        .filter(|(_, spec)| spec["storage_events"] == true)
+        .map(|(name, _)| name.clone())
+        .collect();
+    assert!(!handles_media.is_empty());
+    assert_eq!(
+        storage_events, handles_media,
+        "storage_events vs the code's media handlers"
+    );
+    for (name, spec) in &specs {
+        assert!(
+            !keys(&spec["subscriptions"]).contains(STORAGE_EVENTS_TOPIC),
+            "{name}: a `media` subscription would start the processors a second time"
+        );
+    }
+    let media_publishers: Vec<String> = code_publishes()
+        .into_iter()
+        .filter(|(_, topics)| topics.contains(STORAGE_EVENTS_TOPIC))
+        .map(|(function, _)| function)
+        .collect();
+    assert_eq!(media_publishers, ["media-fetch"]);
+    assert_eq!(
+        specs["media-fetch"]["env"]["ZAPFN_MEDIA_TRIGGER"],
+        "storage"
+    );
+    assert!(read("shared/runtime/src/config.rs").contains("lookup(\"ZAPFN_MEDIA_TRIGGER\")"));
+    assert!(production_sources("functions/media-fetch/src")
+        .iter()
+        .any(|source| source.contains("MediaTrigger::Storage => Vec::new()")));
+    assert!(!strings(&catalog()["topics"]).contains(STORAGE_EVENTS_TOPIC));
+
+    // The triggers: object.finalized of the media bucket, to /_eventarc/media.
+    let route = "\"/_eventarc/{topic}\"";
+    assert!(
+        read("shared/runtime/src/push.rs").contains(route),
+        "the runtime serves {route}"
+    );
+    let main = tf("infra/main.tf");
+    let eventarc = &main["module"]["eventarc"];
+    assert_eq!(text(&eventarc["bucket"]), "${module.storage.bucket}");
+    let targets = text(&eventarc["targets"]);
+    assert!(
+        targets.contains("path = \"/_eventarc/media\"") && targets.contains("if f.storage_events"),
+        "{targets}"
+    );
+    let module = tf("infra/modules/eventarc/main.tf");
+    let trigger = &module["resource"]["google_eventarc_trigger"]["finalized"];
+    let criteria = serde_json::to_string(&trigger["matching_criteria"]).unwrap();
+    assert!(
+        criteria.contains("google.cloud.storage.object.v1.finalized"),
+        "{criteria}"
+    );
+    assert!(criteria.contains("${var.bucket}"), "{criteria}");
+    assert_eq!(
+        text(&trigger["destination"]["cloud_run_service"]["path"]),
+        "${each.value.path}"
+    );
+    assert_eq!(
+        text(&trigger["service_account"]),
+        "${google_service_account.eventarc.email}"
+    );
+    // Run invoker, and an accepted token, for the Eventarc identity on exactly those.
+    let invokers = text(&main["locals"]["invokers"]);
+    assert!(
+        invokers.contains("f.storage_events ? { events = module.eventarc.member }"),
+        "{invokers}"
+    );
+    assert!(module["resource"]["google_project_iam_member"]["gcs_agent_publishes"].is_object());
 }

@@ -1,5 +1,13 @@
 # Cloud Storage `object.finalized` events of the media bucket, delivered as
-# CloudEvents to the functions that process stored objects.
+# CloudEvents (binary mode: `ce-*` headers, StorageObjectData body) to the
+# functions that process stored objects. Eventarc filters these events by bucket
+# only: every new object (originals and derived files alike) reaches every target,
+# which ignores what is not its own (shared/mediatools/src/trigger.rs). Delivery is
+# at least once, retried with Pub/Sub's backoff (10 s to 600 s) for 24 hours; the
+# functions dead-letter themselves after ZAPFN_MAX_RETRY_SECONDS (`ce-time` is the
+# first attempt). A trigger takes no OIDC audience setting (its tokens are for the
+# target service, not for the custom audience), so the functions also accept a
+# token for the URL a request was sent to (shared/cloud/src/oidc.rs).
 
 resource "google_service_account" "eventarc" {
   project      = var.project_id

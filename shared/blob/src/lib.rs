@@ -6,6 +6,7 @@
 
 pub mod key;
 pub mod local;
+pub mod media;
 
 use std::time::Duration;
 

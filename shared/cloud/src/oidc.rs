@@ -1,7 +1,9 @@
 //! Checks the Google-signed OIDC ID token Pub/Sub, Cloud Tasks, Eventarc and
 //! Cloud Scheduler attach to push requests (`Authorization: Bearer <jwt>`):
 //! RS256 with a key from Google's JWKS (cached), issuer Google, the configured
-//! audience, not expired, and optionally one of the allowed service accounts.
+//! audience (or the URL the request was sent to: Eventarc, which cannot be
+//! given an audience, addresses its tokens to the Cloud Run service's URL), not
+//! expired, and optionally one of the allowed service accounts.
 
 use std::time::{Duration, Instant};
 
@@ -72,8 +74,14 @@ impl OidcVerifier {
         }
     }
 
-    /// Verifies the `Authorization` header value.
-    pub async fn verify(&self, authorization: Option<&str>) -> Result<Claims, OidcError> {
+    /// Verifies the `Authorization` header value of a request sent to
+    /// `addressed_to` (`https://HOST/PATH`, when known): a token for the
+    /// configured audience, that URL or its origin is accepted.
+    pub async fn verify(
+        &self,
+        authorization: Option<&str>,
+        addressed_to: Option<&str>,
+    ) -> Result<Claims, OidcError> {
         let token = authorization
             .and_then(|value| value.split_once(' '))
             .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
@@ -93,7 +101,12 @@ impl OidcVerifier {
             .ok_or_else(|| OidcError::Invalid("no key id (kid)".into()))?;
         let key = self.key(&kid).await?;
         let mut validation = Validation::new(Algorithm::RS256);
-        validation.set_audience(&[&self.audience]);
+        let mut audiences = vec![self.audience.as_str()];
+        if let Some(url) = addressed_to {
+            audiences.push(url);
+            audiences.extend(origin(url));
+        }
+        validation.set_audience(&audiences);
         validation.set_issuer(&ISSUERS);
         validation.set_required_spec_claims(&["exp", "iss", "aud"]);
         let claims = jsonwebtoken::decode::<Claims>(token, &key, &validation)
@@ -150,4 +163,11 @@ impl OidcVerifier {
             .await
             .map_err(|e| OidcError::Keys(format!("not a JWK set: {e}")))
     }
+}
+
+/// `https://host` of `https://host/path`.
+fn origin(url: &str) -> Option<&str> {
+    let rest = url.strip_prefix("https://")?;
+    let host_end = rest.find('/').unwrap_or(rest.len());
+    Some(&url[.."https://".len() + host_end])
 }

@@ -108,16 +108,19 @@ async fn google_style_tokens_are_checked_with_cached_keys() {
     let bearer = |token: String| format!("Bearer {token}");
 
     let accepted = verifier
-        .verify(Some(&bearer(token(&good, "k1", claims(json!({}))))))
+        .verify(Some(&bearer(token(&good, "k1", claims(json!({}))))), None)
         .await
         .unwrap();
     assert_eq!(accepted.email.as_deref(), Some(PUSHER));
     verifier
-        .verify(Some(&bearer(token(
-            &good,
-            "k1",
-            claims(json!({"iss": "accounts.google.com"})),
-        ))))
+        .verify(
+            Some(&bearer(token(
+                &good,
+                "k1",
+                claims(json!({"iss": "accounts.google.com"})),
+            ))),
+            None,
+        )
         .await
         .unwrap();
     assert_eq!(fetches.load(Ordering::SeqCst), 1, "keys are cached");
@@ -153,21 +156,30 @@ async fn google_style_tokens_are_checked_with_cached_keys() {
         ),
     ];
     for (what, token) in refused {
-        let error = verifier.verify(Some(&bearer(token))).await.unwrap_err();
+        let error = verifier
+            .verify(Some(&bearer(token)), None)
+            .await
+            .unwrap_err();
         assert!(matches!(error, OidcError::Invalid(_)), "{what}: {error}");
     }
 
     // Signed by a key Google does not publish: unknown kid, refetched once, then refused.
     let stranger = keys("k2");
     let error = verifier
-        .verify(Some(&bearer(token(&stranger, "k2", claims(json!({}))))))
+        .verify(
+            Some(&bearer(token(&stranger, "k2", claims(json!({}))))),
+            None,
+        )
         .await
         .unwrap_err();
     assert!(matches!(error, OidcError::UnknownKey(_)), "{error}");
     // A forged token claiming the known kid fails the signature check.
     let forged = token(&stranger, "k1", claims(json!({})));
     assert!(matches!(
-        verifier.verify(Some(&bearer(forged))).await.unwrap_err(),
+        verifier
+            .verify(Some(&bearer(forged)), None)
+            .await
+            .unwrap_err(),
         OidcError::Invalid(_)
     ));
     // Tampered payload.
@@ -176,18 +188,52 @@ async fn google_style_tokens_are_checked_with_cached_keys() {
     let other_payload = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .encode(claims(json!({"email": "x@p.iam.gserviceaccount.com"})).to_string());
     let tampered = format!("{}.{}.{}", parts[0], other_payload, parts[2]);
-    assert!(verifier.verify(Some(&bearer(tampered))).await.is_err());
+    assert!(verifier
+        .verify(Some(&bearer(tampered)), None)
+        .await
+        .is_err());
 
     assert!(matches!(
-        verifier.verify(None).await.unwrap_err(),
+        verifier.verify(None, None).await.unwrap_err(),
         OidcError::Missing
     ));
     assert!(matches!(
-        verifier.verify(Some("Basic abc")).await.unwrap_err(),
+        verifier.verify(Some("Basic abc"), None).await.unwrap_err(),
         OidcError::Missing
     ));
     assert!(
         fetches.load(Ordering::SeqCst) <= 2,
         "refetches are rate-limited"
     );
+}
+
+/// Eventarc cannot be given an audience: its tokens are for the service's URL,
+/// accepted on requests sent to that URL, refused on any other.
+#[tokio::test]
+async fn tokens_for_the_url_the_request_was_sent_to_are_accepted() {
+    let good = keys("k1");
+    let (jwks_url, _) = serve_jwks(json!({"keys": [good.jwk]})).await;
+    let verifier = OidcVerifier::new(AUDIENCE.into(), vec![PUSHER.into()], jwks_url);
+    let service = "https://zapfn-media-image-x7k2-uc.a.run.app";
+    let addressed = format!("{service}/_eventarc/media");
+    for audience in [service, addressed.as_str()] {
+        let bearer = format!(
+            "Bearer {}",
+            token(&good, "k1", claims(json!({"aud": audience})))
+        );
+        verifier
+            .verify(Some(&bearer), Some(&addressed))
+            .await
+            .unwrap_or_else(|e| panic!("{audience}: {e}"));
+        let elsewhere = "https://zapfn-send-x7k2-uc.a.run.app/_eventarc/media";
+        let error = verifier
+            .verify(Some(&bearer), Some(elsewhere))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, OidcError::Invalid(_)),
+            "{audience}: {error}"
+        );
+        assert!(verifier.verify(Some(&bearer), None).await.is_err());
+    }
 }

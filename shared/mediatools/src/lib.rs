@@ -7,7 +7,7 @@
 //! deployed alternatives, Cloud Vision and Speech-to-Text, are REST calls in
 //! [`google`]. [`engines`] picks one OCR and one speech engine from the
 //! environment ([`MediaConfig`]). [`processor`] is the frame every media
-//! processor function runs its work in.
+//! processor function runs its work in; [`trigger`] reads what started it.
 
 pub mod config;
 pub mod engines;
@@ -21,6 +21,7 @@ pub mod processor;
 #[cfg(feature = "samples")]
 pub mod samples;
 pub mod tesseract;
+pub mod trigger;
 #[cfg(feature = "whisper")]
 pub mod whisper;
 

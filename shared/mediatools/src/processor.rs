@@ -1,5 +1,5 @@
 //! What every media processor does around its own work: take a `media` event
-//! meant for it, copy the stored object into a scratch directory, and record
+//! (or the stored original's Cloud Storage event) meant for it, copy the stored object into a scratch directory, and record
 //! the result on the message as `media.<processor>` — `pending` while it runs,
 //! then `done` with its fields or `failed` with a reason — settling the event so
 //! that transient trouble is retried and the message never waits forever.
@@ -10,10 +10,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use serde_json::{json, Value};
+use zapfn_blob::media::media_key;
 use zapfn_blob::{BlobKey, BlobStore};
 use zapfn_runtime::{retry, Context};
 use zapfn_store::{Delivery, MediaStored, NewEvent, Settlement, Store};
 
+use crate::trigger::{self, Trigger};
 use crate::{MediaConfig, SpeechEngine, ToolError, Transcript};
 
 /// Why processing did not succeed.
@@ -70,10 +72,7 @@ impl Job {
     }
 
     fn derived_key(&self, name: &str) -> String {
-        format!(
-            "{}/{}/{}",
-            self.media.phone_number_id, self.media.message_id, name
-        )
+        media_key(&self.media.phone_number_id, &self.media.message_id, name)
     }
 }
 
@@ -99,21 +98,23 @@ impl Processor {
         }
     }
 
-    /// Runs `work` on the delivery's media if it is of this processor's types
-    /// (others are acknowledged untouched: every processor sees every `media`
-    /// event), records the outcome and says how to settle.
+    /// Runs `work` on the delivery's media (a `media` event or the stored
+    /// original's Cloud Storage event, [`trigger`]) if it is of this processor's
+    /// types (others are acknowledged untouched: every processor sees every
+    /// `media` event), records the outcome and says how to settle.
     pub async fn handle<F, Fut>(&self, delivery: &Delivery, work: F) -> Settlement
     where
         F: FnOnce(Job) -> Fut,
         Fut: std::future::Future<Output = Result<Done, Failure>>,
     {
-        let media: MediaStored = match serde_json::from_value(delivery.payload.clone()) {
-            Ok(media) => media,
-            Err(error) => {
-                return Settlement::DeadLetter {
-                    error: format!("not a media event: {error}"),
-                }
+        let media = match trigger::resolve(self.store.as_ref(), &delivery.payload).await {
+            Trigger::Media(media) => *media,
+            Trigger::Ignore(why) => {
+                tracing::debug!(processor = self.name, %why, "not for a processor");
+                return Settlement::Ack;
             }
+            Trigger::Wait(why) => return self.retry(delivery, why),
+            Trigger::Invalid(error) => return Settlement::DeadLetter { error },
         };
         if !self.types.contains(&media.message_type.as_str()) {
             return Settlement::Ack;

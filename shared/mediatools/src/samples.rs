@@ -204,7 +204,8 @@ pub async fn inbound_media(
     let notification = zapfn_whatsapp::webhook::parse(webhook.to_string().as_bytes()).unwrap();
     context.store.ingest(notification).await.unwrap();
     let message = context.store.message(wamid).await.unwrap().unwrap();
-    let key = format!("{PHONE_NUMBER_ID}/{}/original", message.id);
+    let subtype = content_type.split(['/', ';']).nth(1).unwrap_or("bin");
+    let key = zapfn_blob::media::original_key(PHONE_NUMBER_ID, &message.id, subtype.trim());
     let info = context
         .blobs
         .put(
@@ -227,6 +228,16 @@ pub async fn inbound_media(
         filename: (message_type == "document").then(|| "invoice.pdf".into()),
         voice: message_type == "audio",
     };
+    let record = serde_json::json!({
+        "status": "done", "key": event.key, "content_type": event.content_type,
+        "sha256": event.sha256, "size": event.size, "filename": event.filename,
+        "voice": event.voice, "media_id": format!("media-{wamid}"),
+    });
+    context
+        .store
+        .annotate_media(&event.message_id, "object", record, vec![])
+        .await
+        .unwrap();
     delivery(serde_json::to_value(event).unwrap(), 1)
 }
 

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::backends::Backends;
+use crate::backends::{Backends, BlobBackend};
 
 /// Settings shared by every function.
 #[derive(Debug, Clone)]
@@ -62,8 +62,20 @@ pub struct Config {
     /// Messages, status events and media older than this many days are deleted by the
     /// retention job (`ZAPFN_RETENTION_DAYS`; unset keeps everything).
     pub retention_days: Option<u32>,
+    /// What starts the media processors (`ZAPFN_MEDIA_TRIGGER`).
+    pub media_trigger: MediaTrigger,
     /// Store, blob store, event bus and task queue backends (`ZAPFN_STORE`, ...).
     pub backends: Backends,
+}
+
+/// What starts the media processors once media-fetch stored an original.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaTrigger {
+    /// `events` (default): media-fetch publishes a `media` event with it.
+    Events,
+    /// `storage`: the bucket's object-finalized events do (Eventarc, deployed),
+    /// so media-fetch publishes none. Needs `ZAPFN_BLOBS=gcs`.
+    Storage,
 }
 
 /// Secret used to sign sandbox webhooks when `WA_APP_SECRET` is unset in sandbox mode.
@@ -144,6 +156,8 @@ impl Config {
                     })?,
             ),
         };
+        let backends = Backends::from_lookup(&lookup)?;
+        let media_trigger = media_trigger(lookup("ZAPFN_MEDIA_TRIGGER"), &backends)?;
         let host = lookup("ZAPFN_HOST").unwrap_or_else(|| "127.0.0.1".into());
         let graph_url = lookup("WA_GRAPH_URL").unwrap_or_else(|| {
             if sandbox {
@@ -182,7 +196,8 @@ impl Config {
             allow_private_media_hosts: lookup("ZAPFN_ALLOW_PRIVATE_MEDIA_HOSTS")
                 .is_some_and(|v| matches!(v.trim(), "1" | "true")),
             retention_days,
-            backends: Backends::from_lookup(&lookup)?,
+            media_trigger,
+            backends,
         })
     }
 
@@ -206,6 +221,24 @@ impl Config {
     /// The embedded blob store's directory.
     pub fn media_dir(&self) -> PathBuf {
         self.data_dir.join("media")
+    }
+}
+
+/// `ZAPFN_MEDIA_TRIGGER`: `events` or `storage` (a bucket's events need Cloud Storage).
+fn media_trigger(value: Option<String>, backends: &Backends) -> Result<MediaTrigger, ConfigError> {
+    let problem = |problem: String| ConfigError {
+        name: "ZAPFN_MEDIA_TRIGGER",
+        problem,
+    };
+    match value.as_deref().map(str::trim) {
+        None | Some("events") => Ok(MediaTrigger::Events),
+        Some("storage") if matches!(backends.blobs, BlobBackend::Gcs { .. }) => {
+            Ok(MediaTrigger::Storage)
+        }
+        Some("storage") => Err(problem(
+            "storage needs ZAPFN_BLOBS=gcs: local objects raise no events".into(),
+        )),
+        Some(other) => Err(problem(format!("{other:?} is not events or storage"))),
     }
 }
 
@@ -249,6 +282,20 @@ mod tests {
         for bad in ["0", "-1", "thirty", "36501"] {
             let error = config(&[("ZAPFN_RETENTION_DAYS", bad)]).unwrap_err();
             assert_eq!(error.name, "ZAPFN_RETENTION_DAYS", "{bad}");
+        }
+    }
+
+    #[test]
+    fn media_events_by_default_and_bucket_events_only_on_cloud_storage() {
+        assert_eq!(config(&[]).unwrap().media_trigger, MediaTrigger::Events);
+        let gcs = [("ZAPFN_BLOBS", "gcs"), ("ZAPFN_BUCKET", "media")];
+        let storage = config(&[gcs[0], gcs[1], ("ZAPFN_MEDIA_TRIGGER", "storage")]).unwrap();
+        assert_eq!(storage.media_trigger, MediaTrigger::Storage);
+        for bad in [
+            &[("ZAPFN_MEDIA_TRIGGER", "storage")][..],
+            &[gcs[0], gcs[1], ("ZAPFN_MEDIA_TRIGGER", "eventarc")],
+        ] {
+            assert_eq!(config(bad).unwrap_err().name, "ZAPFN_MEDIA_TRIGGER");
         }
     }
 }

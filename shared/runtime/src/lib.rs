@@ -26,7 +26,7 @@ pub mod retry;
 pub mod server;
 pub mod service;
 
-pub use config::Config;
+pub use config::{Config, MediaTrigger};
 pub use context::Context;
 pub use function::{Function, Subscription};
 pub use problem::Problem;

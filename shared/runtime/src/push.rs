@@ -73,7 +73,8 @@ pub fn router(context: &Context, subscriptions: Vec<Subscription>) -> Router {
         .with_state(state)
 }
 
-/// Middleware: 401 unless the request carries a valid Google OIDC token.
+/// Middleware: 401 unless the request carries a valid Google OIDC token (for the
+/// configured audience, or for the URL the request was sent to).
 pub async fn require_oidc(
     State(verifier): State<Arc<OidcVerifier>>,
     request: Request,
@@ -83,7 +84,17 @@ pub async fn require_oidc(
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok());
-    match verifier.verify(authorization).await {
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|value| value.to_str().ok())
+        .or_else(|| request.uri().authority().map(|a| a.as_str()));
+    // Cloud Run routes by host, so a token for this URL was meant for this service.
+    let addressed_to = host.map(|host| format!("https://{host}{}", request.uri().path()));
+    match verifier
+        .verify(authorization, addressed_to.as_deref())
+        .await
+    {
         Ok(_) => next.run(request).await,
         Err(error) => {
             tracing::warn!(%error, path = request.uri().path(), "push request refused");
