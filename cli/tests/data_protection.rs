@@ -105,7 +105,11 @@ fn object_path(data_dir: &Path, key: &str) -> PathBuf {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_contact_is_exported_then_erased_with_its_media_and_nobody_else_is_touched() {
     let system = common::start(&[]).await;
-    let reader = create_key(&system, json!({"name": "reader", "scopes": ["read"], "phone_number_ids": ["*"]})).await;
+    let reader = create_key(
+        &system,
+        json!({"name": "reader", "scopes": ["read"], "phone_number_ids": ["*"]}),
+    )
+    .await;
     let other_tenant = create_key(
         &system,
         json!({"name": "tenant-b", "scopes": ["admin"], "phone_number_ids": [OTHER_NUMBER]}),
