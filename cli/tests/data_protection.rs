@@ -67,7 +67,9 @@ async fn customer_writes(
 }
 
 /// `wa_id` sends a photo through the sandbox; waits until it is stored; (wamid, object path).
-async fn customer_sends_photo(system: &System, wa_id: &str) -> (String, PathBuf) {
+/// A customer's photo, once stored and thumbnailed: its wamid and the paths of
+/// its two objects (the original and the thumbnail).
+async fn customer_sends_photo(system: &System, wa_id: &str) -> (String, [PathBuf; 2]) {
     let photo = std::fs::read(common::fixture("media/photo.jpg")).unwrap();
     let seeded: Value = system
         .http
@@ -87,15 +89,19 @@ async fn customer_sends_photo(system: &System, wa_id: &str) -> (String, PathBuf)
         .await;
     assert_eq!(status, 200, "{answer}");
     let wamid = answer["wamid"].as_str().unwrap().to_owned();
-    let view = eventually(Duration::from_secs(20), "the photo stored", || async {
-        system
-            .message(&wamid)
-            .await
-            .filter(|view| view["media"]["object"]["status"] == "done")
+    let view = eventually(Duration::from_secs(20), "the photo thumbnailed", || async {
+        system.message(&wamid).await.filter(|view| {
+            view["media"]["object"]["status"] == "done"
+                && view["media"]["image"]["status"] == "done"
+        })
     })
     .await;
-    let key = view["media"]["object"]["key"].as_str().unwrap();
-    (wamid, object_path(system.dir.path(), key))
+    let path = |key: &Value| object_path(system.dir.path(), key.as_str().unwrap());
+    let objects = [
+        path(&view["media"]["object"]["key"]),
+        path(&view["media"]["image"]["thumbnail_key"]),
+    ];
+    (wamid, objects)
 }
 
 fn object_path(data_dir: &Path, key: &str) -> PathBuf {
@@ -123,8 +129,8 @@ async fn a_contact_is_exported_then_erased_with_its_media_and_nobody_else_is_tou
         Duration::ZERO,
     )
     .await;
-    let (photo, photo_path) = customer_sends_photo(&system, ANA).await;
-    assert!(photo_path.exists());
+    let (photo, photo_objects) = customer_sends_photo(&system, ANA).await;
+    assert!(photo_objects.iter().all(|path| path.exists()));
     let reply = system.send_text(ANA, "recebemos sua foto").await;
     system.wait_status(&reply, "read").await;
     let on_other_number =
@@ -215,12 +221,14 @@ async fn a_contact_is_exported_then_erased_with_its_media_and_nobody_else_is_tou
     assert_eq!(status, 200, "{erased}");
     assert_eq!(erased["deleted"]["messages"], 3, "{erased}");
     assert_eq!(erased["deleted"]["conversations"], 1);
-    assert_eq!(erased["deleted"]["media_objects"], 1);
+    assert_eq!(erased["deleted"]["media_objects"], 2, "{erased}");
     assert!(erased["deleted"]["status_events"].as_u64().unwrap() >= 4);
     for id in [&hello, &photo, &reply] {
         assert!(system.message(id).await.is_none(), "{id} erased");
     }
-    assert!(!photo_path.exists(), "the photo's object is deleted");
+    for path in &photo_objects {
+        assert!(!path.exists(), "the photo's objects are deleted: {path:?}");
+    }
     let (status, _) = call(
         &system,
         &reader,
@@ -293,7 +301,7 @@ async fn retention_deletes_what_is_older_than_its_days_and_keeps_the_rest() {
         Duration::from_secs(3600),
     )
     .await;
-    let (photo, photo_path) = customer_sends_photo(&system, ANA).await;
+    let (photo, photo_objects) = customer_sends_photo(&system, ANA).await;
 
     // Only an admin key for every number (or Cloud Scheduler's token) may run it.
     let scoped = create_key(
@@ -319,7 +327,10 @@ async fn retention_deletes_what_is_older_than_its_days_and_keeps_the_rest() {
     }
     assert!(system.message(&recent).await.is_some());
     assert!(system.message(&photo).await.is_some());
-    assert!(photo_path.exists(), "a recent message's media stays");
+    assert!(
+        photo_objects.iter().all(|path| path.exists()),
+        "a recent message's media stays"
+    );
     // ANA's conversation still has the photo; nothing more to delete on a second run.
     let (_, again) = call(&system, API_KEY, Method::POST, "/_jobs/retention").await;
     assert_eq!(again["deleted"]["messages"], 0);
