@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use zapfn_blob::media::media_key;
 use zapfn_blob::{BlobKey, BlobStore};
 use zapfn_runtime::{retry, Context};
-use zapfn_store::{Delivery, MediaStored, NewEvent, Settlement, Store};
+use zapfn_store::{media_blob_keys, Delivery, MediaStored, NewEvent, Settlement, Store};
 
 use crate::trigger::{self, Trigger};
 use crate::{MediaConfig, SpeechEngine, ToolError, Transcript};
@@ -128,7 +128,9 @@ impl Processor {
             .record(&media, json!({"status": "pending"}), vec![])
             .await
         {
-            return self.retry(delivery, error);
+            return self
+                .settle_unrecorded(delivery, &media, &Value::Null, error)
+                .await;
         }
         let outcome = match self.job(media.clone()).await {
             Ok(job) => work(job).await,
@@ -162,10 +164,40 @@ impl Processor {
                 )
             }
         };
-        match self.record(&media, record, events).await {
+        match self.record(&media, record.clone(), events).await {
             Ok(()) => Settlement::Ack,
-            Err(error) => self.retry(delivery, error),
+            Err(error) => {
+                self.settle_unrecorded(delivery, &media, &record, error)
+                    .await
+            }
         }
+    }
+
+    /// A record that failed: if the message was erased meanwhile (a contact's
+    /// erasure or retention), the objects this work derived are deleted too and
+    /// the delivery is done; otherwise it is retried.
+    async fn settle_unrecorded(
+        &self,
+        delivery: &Delivery,
+        media: &MediaStored,
+        record: &Value,
+        error: String,
+    ) -> Settlement {
+        match self.store.message(&media.message_id).await {
+            Ok(None) => {}
+            _ => return self.retry(delivery, error),
+        }
+        for key in media_blob_keys(&media.phone_number_id, &media.message_id, Some(record)) {
+            let Ok(key) = BlobKey::new(key) else { continue };
+            if let Err(error) = self.blobs.delete(&key).await {
+                return self.retry(
+                    delivery,
+                    format!("deleting {key} of an erased message: {error}"),
+                );
+            }
+        }
+        tracing::info!(processor = self.name, message_id = %media.message_id, "message erased during processing");
+        Settlement::Ack
     }
 
     /// Stores a file derived from `job`'s media (a thumbnail, a poster) under
