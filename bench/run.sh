@@ -169,7 +169,7 @@ log "2/6 webhook ingest: ${WRK[*]}, distinct signed payloads"
 start_zapfn webhook
 W=$TMP/webhook.txt
 cpu_ticks "$ZAPFN_PID" >"$TMP/cpu.before"
-run_wrk "$W" -s bench/lua/replay.lua "http://127.0.0.1:$PORT/" -- "$TMP/webhooks" 200
+run_wrk "$W" -s bench/lua/replay.lua "http://127.0.0.1:$PORT/" -- "$TMP/webhooks"
 cpu_ticks "$ZAPFN_PID" >"$TMP/cpu.after"
 W_DRAIN_MS=$(drained)
 W_ROWS=$("$BENCH" count --db "$DB" --table messages | sed -n 's/^rows=//p')
@@ -209,7 +209,7 @@ D=$TMP/dispatch.txt
 "$BENCH" dispatch --db "$DB" --skip-ms 2000 --window-ms $(((DURATION + 10) * 1000)) --poll-ms 500 >"$D" &
 DISPATCH_PID=$!
 PIDS+=("$DISPATCH_PID")
-run_wrk "$S" -s bench/lua/replay.lua "http://127.0.0.1:$PORT/" -- "$TMP/sends" 202
+run_wrk "$S" -s bench/lua/replay.lua "http://127.0.0.1:$PORT/" -- "$TMP/sends"
 S_ROWS=$("$BENCH" count --db "$DB" --table messages | sed -n 's/^rows=//p')
 wait "$DISPATCH_PID" || die "zapfn-bench dispatch failed"
 stop "$DISPATCH_PID"

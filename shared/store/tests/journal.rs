@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 use tempfile::TempDir;
-use zapfn_store::sqlite::{SqliteOptions, SqliteStore};
+use zapfn_store::sqlite::{Durability, SqliteOptions, SqliteStore};
 use zapfn_store::{Store, StoreError};
 use zapfn_store_conformance::fixtures::*;
 use zapfn_whatsapp::builders;
@@ -67,8 +67,25 @@ fn write_segment(dir: &Path, segment: u64, records: &[&[u8]], torn_tail: bool) -
 
 #[tokio::test]
 async fn acknowledged_webhooks_are_read_back_at_once_and_stored_once() {
+    read_back_and_stored_once(Durability::Process).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_power_durability_group_writes_are_read_back_and_stored_once() {
+    read_back_and_stored_once(Durability::Power).await;
+}
+
+/// Appends 200 webhooks concurrently, redelivers them and the duplicate
+/// fixtures, and checks every one readable at once and stored once.
+async fn read_back_and_stored_once(durability: Durability) {
     let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir, SqliteOptions::default());
+    let store = open(
+        &dir,
+        SqliteOptions {
+            durability,
+            ..SqliteOptions::default()
+        },
+    );
     let webhooks: Vec<_> = (0..200)
         .map(|n| text_webhook(&format!("55119{n:08}"), &format!("oi {n}")))
         .collect();

@@ -3,10 +3,13 @@
 //! database would be; the [`indexer`](super::indexer) then stores them in
 //! SQLite, in order, and records how far it got in the same transaction.
 //!
-//! Appends from every request of a moment share one `write` (and, with
-//! [`Durability::Power`], one `fdatasync`) on a dedicated thread, so
-//! acknowledging a webhook costs a memory copy rather than the B-tree pages its
-//! rows will dirty; the writer thread's SQL is no longer on the webhook's path.
+//! With [`Durability::Process`] (the default) a request appends its record
+//! itself: one `write` into the page cache under a lock, which survives the
+//! process being killed, as SQLite's `synchronous=NORMAL` commits do. With
+//! [`Durability::Power`] appends go to a thread that gives every request of a
+//! moment one shared `write` and `fdatasync`. Either way acknowledging a
+//! webhook costs a memory copy rather than the B-tree pages its rows will
+//! dirty: the writer thread's SQL is no longer on the webhook's path.
 //!
 //! Format: `.zapfn/journal/{segment:020}.log`, each record a little-endian
 //! `u32` length, the `u32` CRC-32 of the body, then the body. A process only
@@ -45,7 +48,7 @@ pub(crate) struct Position {
     pub offset: u64,
 }
 
-/// One body waiting for the append thread.
+/// One body waiting for the group-write thread.
 struct Append {
     body: Vec<u8>,
     done: oneshot::Sender<Result<()>>,
@@ -68,7 +71,10 @@ pub(crate) struct Shared {
 
 /// The append side of the journal (one per owning process).
 pub(crate) struct Journal {
-    appends: mpsc::Sender<Append>,
+    /// The segment being written.
+    appender: Arc<Mutex<Appender>>,
+    /// With power durability, appends wait for the group-write thread.
+    group: Option<mpsc::Sender<Append>>,
     shared: Arc<Shared>,
     /// Held for the life of the journal: the exclusive lock on `journal/lock`.
     _lock: File,
@@ -108,19 +114,27 @@ impl Journal {
             stopped: Mutex::new(false),
             max_backlog,
         });
-        let (appends, receiver) = mpsc::channel(16_384);
-        let appender = Appender {
+        let appender = Arc::new(Mutex::new(Appender {
             shared: shared.clone(),
             file,
             at: start,
             durability,
+        }));
+        let group = match durability {
+            Durability::Process => None,
+            Durability::Power => {
+                let (appends, receiver) = mpsc::channel(16_384);
+                let appender = appender.clone();
+                std::thread::Builder::new()
+                    .name("zapfn-journal".into())
+                    .spawn(move || group_writes(&appender, receiver))
+                    .map_err(|e| StoreError::Unavailable(format!("journal thread: {e}")))?;
+                Some(appends)
+            }
         };
-        std::thread::Builder::new()
-            .name("zapfn-journal".into())
-            .spawn(move || appender.run(receiver))
-            .map_err(|e| StoreError::Unavailable(format!("journal thread: {e}")))?;
         Ok(Some(Journal {
-            appends,
+            appender,
+            group,
             shared,
             _lock: lock,
         }))
@@ -139,15 +153,19 @@ impl Journal {
                 body.len()
             )));
         }
+        let Some(group) = &self.group else {
+            let mut record = Vec::with_capacity(HEADER + body.len());
+            frame(&mut record, body);
+            return lock(&self.appender)
+                .write(&record)
+                .map_err(StoreError::Unavailable);
+        };
         let (done, answer) = oneshot::channel();
         let append = Append {
             body: body.to_vec(),
             done,
         };
-        self.appends
-            .send(append)
-            .await
-            .map_err(|_| StoreError::Closed)?;
+        group.send(append).await.map_err(|_| StoreError::Closed)?;
         answer.await.map_err(|_| StoreError::Closed)?
     }
 
@@ -176,13 +194,13 @@ impl Drop for Journal {
 impl Shared {
     /// The end of the written records.
     pub(crate) fn end(&self) -> Position {
-        *self.end.lock().unwrap_or_else(|e| e.into_inner())
+        *lock(&self.end)
     }
 
     /// Blocks until the end is past `at` (returned), or `timeout` passes, or
     /// the journal stops (None).
     pub(crate) fn wait_past(&self, at: Position, timeout: Duration) -> Option<Position> {
-        let end = self.end.lock().unwrap_or_else(|e| e.into_inner());
+        let end = lock(&self.end);
         let (end, _) = self
             .moved
             .wait_timeout_while(end, timeout, |end| *end <= at && !self.is_stopped())
@@ -207,17 +225,17 @@ impl Shared {
     }
 
     pub(crate) fn is_stopped(&self) -> bool {
-        *self.stopped.lock().unwrap_or_else(|e| e.into_inner())
+        *lock(&self.stopped)
     }
 
     fn stop(&self) {
-        *self.stopped.lock().unwrap_or_else(|e| e.into_inner()) = true;
-        let _guard = self.end.lock().unwrap_or_else(|e| e.into_inner());
+        *lock(&self.stopped) = true;
+        let _guard = lock(&self.end);
         self.moved.notify_all();
     }
 
     fn advance(&self, to: Position) {
-        *self.end.lock().unwrap_or_else(|e| e.into_inner()) = to;
+        *lock(&self.end) = to;
         self.moved.notify_all();
     }
 }
@@ -230,29 +248,40 @@ struct Appender {
     durability: Durability,
 }
 
-impl Appender {
-    fn run(mut self, mut receiver: mpsc::Receiver<Append>) {
-        let mut buffer = Vec::with_capacity(MAX_WRITE_BYTES);
-        let mut waiting = Vec::new();
-        while let Some(first) = receiver.blocking_recv() {
-            let mut next = Some(first);
-            while let Some(append) = next.take() {
-                buffer.extend_from_slice(&(append.body.len() as u32).to_le_bytes());
-                buffer.extend_from_slice(&crc32fast::hash(&append.body).to_le_bytes());
-                buffer.extend_from_slice(&append.body);
-                waiting.push(append.done);
-                if buffer.len() < MAX_WRITE_BYTES {
-                    next = receiver.try_recv().ok();
-                }
-            }
-            let outcome = self.write(&buffer);
-            buffer.clear();
-            for done in waiting.drain(..) {
-                let _ = done.send(outcome.clone().map_err(StoreError::Unavailable));
+/// The group-write thread (power durability): every append waiting at a
+/// moment goes into one `write` and `fdatasync`.
+fn group_writes(appender: &Mutex<Appender>, mut receiver: mpsc::Receiver<Append>) {
+    let mut buffer = Vec::with_capacity(MAX_WRITE_BYTES);
+    let mut waiting = Vec::new();
+    while let Some(first) = receiver.blocking_recv() {
+        let mut next = Some(first);
+        while let Some(append) = next.take() {
+            frame(&mut buffer, &append.body);
+            waiting.push(append.done);
+            if buffer.len() < MAX_WRITE_BYTES {
+                next = receiver.try_recv().ok();
             }
         }
+        let outcome = lock(appender).write(&buffer);
+        buffer.clear();
+        for done in waiting.drain(..) {
+            let _ = done.send(outcome.clone().map_err(StoreError::Unavailable));
+        }
     }
+}
 
+/// Appends one record (length, CRC-32, body) to `buffer`.
+fn frame(buffer: &mut Vec<u8>, body: &[u8]) {
+    buffer.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    buffer.extend_from_slice(&crc32fast::hash(body).to_le_bytes());
+    buffer.extend_from_slice(body);
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Appender {
     /// Writes one batch of records at the end of the segment; on failure the
     /// segment is cut back to where it was (or closed), so no torn record is
     /// followed by others.
