@@ -267,7 +267,7 @@ impl Deployment {
             ),
             ("ZAPFN_STORE", store.clone()),
             (
-                "DATABASE_URL",
+                "ZAPFN_DATABASE_URL",
                 std::env::var("ZAPFN_TEST_DATABASE_URL").unwrap_or_default(),
             ),
             ("GOOGLE_CLOUD_PROJECT", project.clone()),
