@@ -119,6 +119,11 @@ log "ingest on the Firestore emulator (embedded bus)"
 read -r fs_rps fs_p50 fs_p99 fs_ok fs_other < <(ingest firestore ZAPFN_STORE=firestore GOOGLE_CLOUD_PROJECT="$PROJECT-ingest" \
     FIRESTORE_EMULATOR_HOST="$FIRESTORE_EMULATOR_HOST")
 log "ingest on the Firestore emulator with the Pub/Sub relay (deployed settings)"
+# The topics the relay publishes to (without them every forward fails and is retried).
+for topic in messages statuses media transcripts; do
+    curl -sf -X PUT "http://$PUBSUB_EMULATOR_HOST/v1/projects/$PROJECT/topics/b$RUN-$topic" >/dev/null \
+        || die "could not create the Pub/Sub topic b$RUN-$topic on the emulator"
+done
 read -r cl_rps cl_p50 cl_p99 cl_ok cl_other < <(ingest cloud "${cloud_env[@]}")
 
 mkdir -p "$OUT"

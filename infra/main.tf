@@ -56,12 +56,12 @@ locals {
     ZAPFN_STORE                 = var.enable_cloud_sql ? "postgres" : "firestore"
     ZAPFN_FIRESTORE_DATABASE    = module.firestore.database
     ZAPFN_BLOBS                 = "gcs"
-    ZAPFN_BUCKET                = module.storage.bucket
+    ZAPFN_MEDIA_BUCKET          = module.storage.bucket
     ZAPFN_BUS                   = "pubsub"
     ZAPFN_TOPIC_PREFIX          = "${local.prefix}-"
     ZAPFN_TASKS                 = "cloudtasks"
     ZAPFN_TASKS_QUEUE           = module.tasks.queue_ids["sending"]
-    ZAPFN_TASKS_URL             = "${local.run_url["dispatch"]}/_tasks/dispatch"
+    ZAPFN_DISPATCH_URL          = "${local.run_url["dispatch"]}/_tasks/dispatch"
     ZAPFN_TASKS_SERVICE_ACCOUNT = module.tasks.tasks_email
     ZAPFN_PUSH_AUDIENCE         = local.audience
     ZAPFN_OCR_ENGINE            = var.ocr_engine

@@ -103,7 +103,7 @@ start() {
     if [ -f "$here/postgres.sh" ]; then
         # Stop it later only if this script started it.
         bash "$here/postgres.sh" status >/dev/null 2>&1 || touch "$state/postgres.ours"
-        url=$(bash "$here/postgres.sh" start | sed -n 's/^DATABASE_URL=//p' | tail -n 1) || true
+        url=$(bash "$here/postgres.sh" start | sed -n 's/^ZAPFN_DATABASE_URL=//p' | tail -n 1) || true
         if [ -n "$url" ]; then
             say "postgres ready"
             echo "export ZAPFN_TEST_DATABASE_URL=$url" >>"$env_file"

@@ -4,7 +4,7 @@
 # start: initdb's a cluster under $ZAPFN_PG_DIR (default /tmp/zapfn-pg), runs it on
 #        127.0.0.1:$ZAPFN_PG_PORT (default 5433) with trust auth and fsync off (test
 #        data only), creates database `zapfn` owned by role `zapfn`, and prints
-#        DATABASE_URL=postgres://zapfn@127.0.0.1:5433/zapfn
+#        ZAPFN_DATABASE_URL=postgres://zapfn@127.0.0.1:5433/zapfn
 #        (export it as ZAPFN_TEST_DATABASE_URL for the store tests).
 # stop:  stops the server and deletes the cluster directory.
 # As root, the server runs as the OS user `postgres` (PostgreSQL refuses to run as root).
@@ -48,7 +48,7 @@ running() {
 
 start() {
     if running; then
-        echo "DATABASE_URL=$url"
+        echo "ZAPFN_DATABASE_URL=$url"
         return
     fi
     rm -rf "$dir"
@@ -60,7 +60,7 @@ start() {
         -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
         start >/dev/null || { cat "$dir/server.log" >&2; exit 1; }
     as_server_user "$bin/createdb" -h 127.0.0.1 -p "$port" -U zapfn zapfn
-    echo "DATABASE_URL=$url"
+    echo "ZAPFN_DATABASE_URL=$url"
 }
 
 stop() {
@@ -74,6 +74,6 @@ find_bin
 case "${1:-}" in
     start) start ;;
     stop) stop ;;
-    status) if running; then echo "running: DATABASE_URL=$url"; else echo "not running"; exit 1; fi ;;
+    status) if running; then echo "running: ZAPFN_DATABASE_URL=$url"; else echo "not running"; exit 1; fi ;;
     *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
 esac

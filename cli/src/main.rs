@@ -210,7 +210,7 @@ async fn keys(command: KeysCommand) -> anyhow::Result<()> {
 fn describe(config: &Config) -> String {
     match &config.backends.store {
         StoreBackend::Sqlite => config.database_path().display().to_string(),
-        StoreBackend::Postgres { .. } => "PostgreSQL (DATABASE_URL)".to_owned(),
+        StoreBackend::Postgres { .. } => "PostgreSQL (ZAPFN_DATABASE_URL)".to_owned(),
         StoreBackend::Firestore { database, prefix } => format!(
             "Firestore database {database:?} of project {}, under {prefix}/v1",
             config.backends.project_id.as_deref().unwrap_or("?")

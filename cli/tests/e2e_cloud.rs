@@ -1,6 +1,7 @@
 //! The deployed topology on the emulators (`make e2e-cloud`): every function
-//! binary as its own process and port, Firestore as the store, Pub/Sub push
-//! subscriptions and a Cloud Tasks queue wired as `infra/` wires them, Cloud
+//! binary as its own process and port, Firestore as the store (PostgreSQL with
+//! `ZAPFN_E2E_STORE=postgres`), Pub/Sub push subscriptions, a Cloud Tasks
+//! queue and the relay sweep's schedule wired as `infra/` wires them, Cloud
 //! Storage for media and the Graph API sandbox as Meta.
 //!
 //! signed webhook → webhook (Firestore, outbox) → relay → Pub/Sub → text
@@ -100,6 +101,12 @@ async fn topology_matches_infra() {
         wired, declared,
         "cli/tests/cloud/topology.rs and infra/functions.tf disagree"
     );
+    let job = &cloud::topology::RELAY_JOB;
+    assert_eq!(
+        cloud::topology::relay_job_in_infra(&tf),
+        Some((job.function.to_owned(), job.path.to_owned())),
+        "the relay sweep job of infra/functions.tf"
+    );
 }
 
 #[tokio::test]
@@ -123,9 +130,10 @@ async fn the_message_loop_runs_on_the_deployed_topology() {
     let bin_dir = cloud::build(&packages);
     let mut deployment = Deployment::start(&packages, &bin_dir).await;
     eprintln!(
-        "e2e-cloud: {} functions on project {}",
+        "e2e-cloud: {} functions on project {}, store {}",
         deployment.functions.len(),
-        deployment.project
+        deployment.project,
+        deployment.store
     );
 
     // 1. A customer writes: stored in Firestore, answered through Pub/Sub,
@@ -220,7 +228,10 @@ async fn the_message_loop_runs_on_the_deployed_topology() {
         "redelivered and processed once"
     );
 
-    // 5. The dispatch function is killed: Cloud Tasks retries the task once it is back.
+    // 5. The dispatch function is killed: Cloud Tasks retries the task once it
+    //    is back. (The emulator retries at once and gives up after its `-r`
+    //    attempts, about two seconds: dispatch comes back as soon as the task
+    //    has failed a few times.)
     deployment.function("dispatch").kill();
     let wa_id = &customer(4);
     assert_eq!(
@@ -229,11 +240,51 @@ async fn the_message_loop_runs_on_the_deployed_topology() {
             .await,
         200
     );
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let reply = eventually(
+        LOOP_LIMIT,
+        &format!("the auto-reply to {wa_id} to be queued"),
+        || deployment.logs(),
+        || async {
+            conversation_messages(&deployment, wa_id)
+                .await
+                .into_iter()
+                .find(|m| m["direction"] == "outbound")
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(deployment.sent_to(wa_id).is_empty());
     deployment.function("dispatch").restart().await;
     reply_read(&deployment, wa_id).await;
     assert_eq!(deployment.sent_to(wa_id).len(), 1);
+    let id = reply["id"].as_str().unwrap();
+    let sent = deployment.log_lines(&[&format!("message_id=\"{id}\"")]);
+    let attempt = |line: &String| {
+        let (_, rest) = line.split_once(" attempt=")?;
+        rest.split_whitespace().next()?.parse::<u32>().ok()
+    };
+    assert!(
+        sent.iter()
+            .any(|line| line.contains(" sent ") && attempt(line) > Some(1)),
+        "sent on a retry of its task: {sent:#?}"
+    );
+
+    // 6. An instance stored a webhook and died before forwarding its event: no
+    //    running instance owns it, Cloud Scheduler's relay sweep forwards it.
+    let wa_id = &customer(5);
+    let body = inbound_text(wa_id, &builders::new_wamid(), "hi");
+    let dead_instance = deployment.store().await;
+    dead_instance
+        .ingest(zapfn_whatsapp::webhook::parse(&body).unwrap())
+        .await
+        .unwrap();
+    drop(dead_instance);
+    reply_read(&deployment, wa_id).await;
+    assert_eq!(deployment.sent_to(wa_id).len(), 1);
+
+    // No relay failed to lease or settle (as when instances fought over one outbox).
+    let troubles = deployment.log_lines(&["could not lease", "not settled"]);
+    assert!(troubles.is_empty(), "{troubles:#?}");
 
     let (_, health) = deployment.get("/healthz").await;
     assert_eq!(health["status"], "ok", "{health}");

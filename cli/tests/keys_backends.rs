@@ -162,7 +162,7 @@ async fn keys_are_created_in_postgres_when_the_store_is_postgres() {
     let scoped = format!("{url}{separator}options=-c%20search_path%3D{schema}");
     keys_live_in(vec![
         ("ZAPFN_STORE", "postgres".into()),
-        ("DATABASE_URL", scoped),
+        ("ZAPFN_DATABASE_URL", scoped),
     ])
     .await;
 }

@@ -1,7 +1,8 @@
 //! `zapfn dev` refuses to start talking to Meta without the secrets that keep
 //! others out: with an access token (not the sandbox) but no `WA_APP_SECRET`,
 //! or no `WA_VERIFY_TOKEN`, it exits with an error naming the variable, never
-//! echoing the token, and never listens.
+//! echoing the token, and never listens. A setting under a name zapfn no
+//! longer reads stops it the same way, naming the new one.
 
 mod child;
 
@@ -66,4 +67,32 @@ async fn live_mode_without_the_app_secret_or_verify_token_does_not_start() {
     let dir = tempfile::tempdir().unwrap();
     let sandbox = child::spawn(port, dir.path(), &[("WA_APP_SECRET", "")]);
     sandbox.wait_healthy().await;
+}
+
+#[tokio::test]
+async fn a_setting_under_its_old_name_alone_does_not_start() {
+    let password = "oldNamePassword5521";
+    let url = format!("postgres://zapfn:{password}@127.0.0.1:9/zapfn");
+    for (env, old, new) in [
+        (
+            vec![("ZAPFN_STORE", "postgres"), ("DATABASE_URL", url.as_str())],
+            "DATABASE_URL",
+            "ZAPFN_DATABASE_URL",
+        ),
+        (
+            vec![("ZAPFN_BLOBS", "gcs"), ("ZAPFN_BUCKET", "zapfn-media")],
+            "ZAPFN_BUCKET",
+            "ZAPFN_MEDIA_BUCKET",
+        ),
+    ] {
+        let (output, port) = dev(&env).await;
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "started with {old}");
+        assert!(stderr.contains(old) && stderr.contains(new), "{stderr}");
+        assert!(!stderr.contains(password), "the URL was echoed: {stderr}");
+        assert!(
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+            "something listens on {port}"
+        );
+    }
 }

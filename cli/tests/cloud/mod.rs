@@ -1,7 +1,8 @@
 //! The deployed topology on loopback: every function binary as its own process
-//! on its own port, on the Firestore, Pub/Sub, Cloud Storage and Cloud Tasks
-//! emulators, wired as `infra/` wires them (see [`topology`]), with the Graph
-//! API sandbox standing in for Meta.
+//! on its own port, on the Firestore (or PostgreSQL), Pub/Sub, Cloud Storage
+//! and Cloud Tasks emulators, wired as `infra/` wires them (see [`topology`]:
+//! push subscriptions and Cloud Scheduler's relay sweep), with the Graph API
+//! sandbox standing in for Meta.
 #![allow(dead_code)]
 
 pub mod topology;
@@ -10,12 +11,15 @@ use std::collections::HashMap;
 use std::net::TcpListener as StdListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use zapfn_cloud::pubsub::{PubSubBus, PushSubscription};
 use zapfn_cloud::storage::GcsBlobStore;
 use zapfn_cloud::tasks::{CloudTasksQueue, TaskTarget};
+use zapfn_runtime::Config;
 use zapfn_sandbox::{Sandbox, SandboxConfig};
+use zapfn_store::Store;
 
 /// Emulator variables every cloud test needs.
 pub const EMULATORS: [&str; 4] = [
@@ -186,8 +190,34 @@ pub struct Deployment {
     pub functions: HashMap<String, Process>,
     pub sandbox: Sandbox,
     pub project: String,
+    /// `ZAPFN_STORE` of every function: `firestore` or `postgres`.
+    pub store: String,
     pub dir: tempfile::TempDir,
     pub http: reqwest::Client,
+    /// Every function's settings (but `PORT`).
+    env: Vec<(String, String)>,
+    /// Cloud Scheduler's relay job (see [`schedule_relay_sweeps`]).
+    scheduler: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Deployment {
+    fn drop(&mut self) {
+        self.scheduler.abort();
+    }
+}
+
+/// How often the stand-in for Cloud Scheduler calls the relay sweep (infra's
+/// job runs every minute; a test has less time).
+const SWEEP_EVERY: Duration = Duration::from_secs(2);
+
+/// Cloud Scheduler's relay job: `POST` the sweep `url` every [`SWEEP_EVERY`].
+async fn schedule_relay_sweeps(http: reqwest::Client, url: String) {
+    loop {
+        tokio::time::sleep(SWEEP_EVERY).await;
+        if let Err(error) = http.post(&url).send().await {
+            eprintln!("e2e-cloud: relay sweep {url}: {error}");
+        }
+    }
 }
 
 impl Deployment {
@@ -200,9 +230,9 @@ impl Deployment {
         let queue = format!("projects/{project}/locations/local/queues/sending");
         let bucket = format!("zapfn-e2e-media-{run}");
         let dir = tempfile::tempdir().unwrap();
-        // PostgreSQL (ZAPFN_TEST_DATABASE_URL) until the Firestore store is wired into the
-        // runtime; ZAPFN_E2E_STORE picks the other.
-        let store = std::env::var("ZAPFN_E2E_STORE").unwrap_or_else(|_| "postgres".into());
+        // The Firestore emulator; ZAPFN_E2E_STORE=postgres picks PostgreSQL
+        // (ZAPFN_TEST_DATABASE_URL) instead.
+        let store = std::env::var("ZAPFN_E2E_STORE").unwrap_or_else(|_| "firestore".into());
 
         let ports: HashMap<String, u16> = packages
             .iter()
@@ -267,7 +297,7 @@ impl Deployment {
             ),
             ("ZAPFN_STORE", store.clone()),
             (
-                "DATABASE_URL",
+                "ZAPFN_DATABASE_URL",
                 std::env::var("ZAPFN_TEST_DATABASE_URL").unwrap_or_default(),
             ),
             ("GOOGLE_CLOUD_PROJECT", project.clone()),
@@ -287,6 +317,8 @@ impl Deployment {
             ("ZAPFN_RECONCILE_SECONDS", "3".into()),
             ("ZAPFN_ALLOW_PRIVATE_MEDIA_HOSTS", "1".into()),
             ("ZAPFN_LOG_FORMAT", "pretty".into()),
+            // Plain lines: the scenarios read the logs.
+            ("NO_COLOR", "1".into()),
             ("RUST_LOG", "info".into()),
         ]
         .into_iter()
@@ -312,13 +344,40 @@ impl Deployment {
         for process in functions.values() {
             wait_healthy(&process.url(), &process.name, &process.log).await;
         }
+        let http = reqwest::Client::new();
+        let scheduler = tokio::spawn(schedule_relay_sweeps(
+            http.clone(),
+            format!(
+                "{}{}",
+                url_of(topology::RELAY_JOB.function),
+                topology::RELAY_JOB.path
+            ),
+        ));
         Deployment {
             functions,
             sandbox,
             project,
+            store,
             dir,
-            http: reqwest::Client::new(),
+            http,
+            env: common,
+            scheduler,
         }
+    }
+
+    /// A handle on the deployment's store, as another instance would open it.
+    pub async fn store(&self) -> Arc<dyn Store> {
+        let config = Config::from_lookup(|name| {
+            self.env
+                .iter()
+                .find(|(key, _)| key == name)
+                .map(|(_, value)| value.clone())
+        })
+        .unwrap();
+        zapfn_runtime::context::connect_store(&config)
+            .await
+            .unwrap()
+            .0
     }
 
     pub fn function(&mut self, name: &str) -> &mut Process {
@@ -340,6 +399,21 @@ impl Deployment {
             .map(|name| format!("===== {name}\n{}", tail(&self.functions[name].log(), 40)))
             .collect::<Vec<_>>()
             .join("\n")
+    }
+
+    /// The lines of every function's log that contain one of `needles`.
+    pub fn log_lines(&self, needles: &[&str]) -> Vec<String> {
+        self.functions
+            .values()
+            .flat_map(|process| {
+                process
+                    .log()
+                    .lines()
+                    .filter(|line| needles.iter().any(|needle| line.contains(needle)))
+                    .map(|line| format!("{}: {line}", process.name))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
     }
 
     /// Signs `body` with the app secret and posts it to the webhook function.

@@ -1,6 +1,7 @@
-//! The push subscriptions of the deployed topology, as `infra/functions.tf`
-//! declares them (`subscriptions = { topic = filter }` per function); the test
-//! `topology_matches_infra` keeps the two in step.
+//! The push subscriptions and the relay sweep of the deployed topology, as
+//! `infra/functions.tf` declares them (`subscriptions = { topic = filter }` per
+//! function, and `jobs.relay`); the test `topology_matches_infra` keeps the
+//! two in step.
 
 /// A push subscription of one function to one topic.
 pub struct Route {
@@ -24,6 +25,37 @@ pub const SUBSCRIPTIONS: [Route; 4] = [
     Route { function: "text", topic: "transcripts", filter: "" },
     Route { function: "media-fetch", topic: "messages", filter: MEDIA_TYPES },
 ];
+
+/// A Cloud Scheduler job: a `POST` to one function's path.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Job {
+    pub function: &'static str,
+    pub path: &'static str,
+}
+
+/// The relay sweep (`POST /_relay`) of events no instance forwarded.
+pub const RELAY_JOB: Job = Job {
+    function: "webhook",
+    path: "/_relay",
+};
+
+/// The (function, path) of `jobs.relay` in `infra/functions.tf`.
+pub fn relay_job_in_infra(tf: &str) -> Option<(String, String)> {
+    let block: Vec<&str> = tf
+        .lines()
+        .map(str::trim)
+        .skip_while(|line| *line != "jobs = {")
+        .skip_while(|line| *line != "relay = {")
+        .take_while(|line| *line != "}")
+        .collect();
+    let field = |name: &str| {
+        block.iter().find_map(|line| {
+            let (key, value) = line.split_once('=')?;
+            (key.trim() == name).then(|| value.trim().trim_matches('"').to_owned())
+        })
+    };
+    Some((field("function")?, field("path")?))
+}
 
 /// The subscriptions `infra/functions.tf` declares: (function, topic, filter).
 /// Reads the `function_specs` blocks' `subscriptions` maps; a filter is a quoted

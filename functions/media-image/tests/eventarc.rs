@@ -47,7 +47,7 @@ fn settings(bucket: &str, project: &str) -> Vec<(&'static str, String)> {
     vec![
         ("ZAPFN_STORE", "postgres".into()),
         (
-            "DATABASE_URL",
+            "ZAPFN_DATABASE_URL",
             std::env::var("ZAPFN_TEST_DATABASE_URL").unwrap(),
         ),
         ("ZAPFN_BLOBS", "gcs".into()),

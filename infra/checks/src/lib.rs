@@ -253,6 +253,45 @@ pub fn rust_sources(relative: &str) -> Vec<String> {
         .collect()
 }
 
+/// Environment variable names the code reads: the `"UPPER_CASE"` string
+/// literals of the non-test sources of every crate's `src/` (`shared/*`,
+/// `functions/*`, `cli`).
+pub fn code_variables() -> BTreeSet<String> {
+    let literal = Regex::new(r#""([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+)""#).unwrap();
+    let crates = ["shared", "functions"].into_iter().flat_map(|group| {
+        std::fs::read_dir(repo().join(group))
+            .unwrap_or_else(|e| panic!("{group}/: {e}"))
+            .filter_map(Result::ok)
+            .map(move |entry| format!("{group}/{}/src", entry.file_name().to_string_lossy()))
+    });
+    crates
+        .chain(["cli/src".to_owned()])
+        .flat_map(|src| production_sources(&src))
+        .flat_map(|source| {
+            literal
+                .captures_iter(&source)
+                .map(|c| c[1].to_owned())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// The names the runtime no longer reads (`RENAMED` in
+/// `shared/runtime/src/backends.rs`): old name => the one that replaced it.
+pub fn renamed_variables() -> BTreeMap<String, String> {
+    let source = read("shared/runtime/src/backends.rs");
+    let list = source
+        .split("pub const RENAMED")
+        .nth(1)
+        .expect("shared/runtime/src/backends.rs has `pub const RENAMED`");
+    let list = &list[..list.find("];").unwrap_or(list.len())];
+    Regex::new(r#"\(\s*"(\w+)",\s*"(\w+)"\s*\)"#)
+        .unwrap()
+        .captures_iter(list)
+        .map(|c| (c[1].to_owned(), c[2].to_owned()))
+        .collect()
+}
+
 /// `cloudbuild.yaml`, parsed.
 pub fn cloudbuild() -> Value {
     serde_yaml_ng::from_str(&read("cloudbuild.yaml")).expect("cloudbuild.yaml is YAML")

@@ -163,6 +163,50 @@ fn every_referenced_secret_exists_and_is_used() {
     }
 }
 
+/// Variables Terraform sets that no string literal of the code names, and why.
+const READ_ELSEWHERE: [(&str, &str); 2] = [
+    ("RUST_LOG", "tracing-subscriber's EnvFilter reads it"),
+    (
+        "ZAPFN_REDIS_URL",
+        "the optional Memorystore's URL; no code uses Redis yet",
+    ),
+];
+
+#[test]
+fn every_variable_terraform_sets_is_one_the_code_reads() {
+    let main = tf("infra/main.tf");
+    let locals = &main["locals"];
+    let mut set = keys(&locals["common_env"]);
+    for spec in function_specs().values() {
+        set.extend(keys(&spec["env"]));
+    }
+    set.extend(
+        catalog()["secrets"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|v| text(v).to_owned()),
+    );
+    // Maps inside expressions: secret_env's optional mounts, the service's own variables.
+    let assigned = regex::Regex::new(r"\{\s*([A-Z][A-Z0-9_]+)\s*=").unwrap();
+    let service = tf("infra/modules/service/main.tf");
+    for expression in [text(&locals["secret_env"]), text(&service["locals"]["env"])] {
+        set.extend(assigned.captures_iter(expression).map(|c| c[1].to_owned()));
+    }
+    assert!(set.contains("ZAPFN_DATABASE_URL") && set.contains("ZAPFN_PUSH_SERVICE_ACCOUNTS"));
+    let (read, renamed) = (code_variables(), renamed_variables());
+    assert!(!renamed.is_empty());
+    for name in &set {
+        if let Some(new) = renamed.get(name) {
+            panic!("infra sets {name}, which the runtime refuses: its name is {new}");
+        }
+        assert!(
+            read.contains(name) || READ_ELSEWHERE.iter().any(|(known, _)| known == name),
+            "infra sets {name}, but no code reads it"
+        );
+    }
+}
+
 #[test]
 fn queues_have_the_seed_rates_and_retries() {
     let variables = tf_blocks("infra/variables.tf", "variable");

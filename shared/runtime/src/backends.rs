@@ -6,16 +6,26 @@ use std::path::PathBuf;
 
 use crate::config::ConfigError;
 
+/// Names earlier versions read, and the one name each setting has now
+/// (old → new). An old name set without the new one stops the start with an
+/// error that names the new one, rather than being ignored.
+pub const RENAMED: [(&str, &str); 4] = [
+    ("FIRESTORE_DATABASE", "ZAPFN_FIRESTORE_DATABASE"),
+    ("DATABASE_URL", "ZAPFN_DATABASE_URL"),
+    ("ZAPFN_BUCKET", "ZAPFN_MEDIA_BUCKET"),
+    ("ZAPFN_TASKS_URL", "ZAPFN_DISPATCH_URL"),
+];
+
 /// Where state lives (`ZAPFN_STORE`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreBackend {
     /// `sqlite` (default): the file under `ZAPFN_DATA_DIR`.
     Sqlite,
-    /// `firestore`: `GOOGLE_CLOUD_PROJECT`, `FIRESTORE_DATABASE` or
-    /// `ZAPFN_FIRESTORE_DATABASE` (default `(default)`),
-    /// collections under `ZAPFN_FIRESTORE_PREFIX` (default `zapfn`).
+    /// `firestore`: `GOOGLE_CLOUD_PROJECT`, `ZAPFN_FIRESTORE_DATABASE`
+    /// (default `(default)`), collections under `ZAPFN_FIRESTORE_PREFIX`
+    /// (default `zapfn`).
     Firestore { database: String, prefix: String },
-    /// `postgres`: `DATABASE_URL` (or `ZAPFN_DATABASE_URL`).
+    /// `postgres`: `ZAPFN_DATABASE_URL`.
     Postgres { url: String },
 }
 
@@ -24,7 +34,7 @@ pub enum StoreBackend {
 pub enum BlobBackend {
     /// `local` (default): `ZAPFN_DATA_DIR/media`.
     Local,
-    /// `gcs`: the bucket `ZAPFN_MEDIA_BUCKET` (or `ZAPFN_BUCKET`); URLs signed with the key file
+    /// `gcs`: the bucket `ZAPFN_MEDIA_BUCKET`; URLs signed with the key file
     /// `ZAPFN_SIGNING_KEY_FILE` when set, else by the runtime service account.
     Gcs {
         bucket: String,
@@ -49,9 +59,8 @@ pub enum TaskBackend {
     Embedded,
     /// `cloudtasks`: the relay creates a named task per event on
     /// `ZAPFN_TASKS_QUEUE` (`projects/P/locations/L/queues/Q`) targeting
-    /// `ZAPFN_DISPATCH_URL` or `ZAPFN_TASKS_URL` (the dispatch function's
-    /// `/_tasks/dispatch`), with an
-    /// OIDC token of `ZAPFN_TASKS_SERVICE_ACCOUNT` when set.
+    /// `ZAPFN_DISPATCH_URL` (the dispatch function's `/_tasks/dispatch`),
+    /// with an OIDC token of `ZAPFN_TASKS_SERVICE_ACCOUNT` when set.
     CloudTasks {
         queue: String,
         target_url: String,
@@ -86,12 +95,23 @@ pub struct Backends {
 impl Backends {
     /// Reads the backend variables through `lookup`.
     pub fn from_lookup(lookup: &impl Fn(&str) -> Option<String>) -> Result<Backends, ConfigError> {
-        // Each setting has the name in the README and the one `infra/` sets.
-        let either = |names: [&'static str; 2]| lookup(names[0]).or_else(|| lookup(names[1]));
-        let required = |names: [&'static str; 2], why: &str| {
-            either(names).ok_or_else(|| ConfigError {
-                name: names[0],
-                problem: format!("required {why} (or {})", names[1]),
+        // A setting under its one name; an old name of it set alone is an error.
+        let setting = |name: &'static str| -> Result<Option<String>, ConfigError> {
+            match lookup(name) {
+                Some(value) => Ok(Some(value)),
+                None => match RENAMED.iter().find(|(_, new)| *new == name) {
+                    Some((old, _)) if lookup(old).is_some() => Err(ConfigError {
+                        name: old,
+                        problem: format!("is no longer read: set {name} instead"),
+                    }),
+                    _ => Ok(None),
+                },
+            }
+        };
+        let required = |name: &'static str, why: &str| {
+            setting(name)?.ok_or_else(|| ConfigError {
+                name,
+                problem: format!("required {why}"),
             })
         };
         let choice =
@@ -110,24 +130,18 @@ impl Backends {
             };
         let store = match choice("ZAPFN_STORE", &["sqlite", "firestore", "postgres"])? {
             "firestore" => StoreBackend::Firestore {
-                database: either(["FIRESTORE_DATABASE", "ZAPFN_FIRESTORE_DATABASE"])
+                database: setting("ZAPFN_FIRESTORE_DATABASE")?
                     .unwrap_or_else(|| "(default)".into()),
                 prefix: lookup("ZAPFN_FIRESTORE_PREFIX").unwrap_or_else(|| "zapfn".into()),
             },
             "postgres" => StoreBackend::Postgres {
-                url: required(
-                    ["DATABASE_URL", "ZAPFN_DATABASE_URL"],
-                    "with ZAPFN_STORE=postgres",
-                )?,
+                url: required("ZAPFN_DATABASE_URL", "with ZAPFN_STORE=postgres")?,
             },
             _ => StoreBackend::Sqlite,
         };
         let blobs = match choice("ZAPFN_BLOBS", &["local", "gcs"])? {
             "gcs" => BlobBackend::Gcs {
-                bucket: required(
-                    ["ZAPFN_MEDIA_BUCKET", "ZAPFN_BUCKET"],
-                    "with ZAPFN_BLOBS=gcs",
-                )?,
+                bucket: required("ZAPFN_MEDIA_BUCKET", "with ZAPFN_BLOBS=gcs")?,
                 signing_key_file: lookup("ZAPFN_SIGNING_KEY_FILE").map(PathBuf::from),
             },
             _ => BlobBackend::Local,
@@ -152,10 +166,7 @@ impl Backends {
                 }
                 TaskBackend::CloudTasks {
                     queue,
-                    target_url: required(
-                        ["ZAPFN_DISPATCH_URL", "ZAPFN_TASKS_URL"],
-                        "with ZAPFN_TASKS=cloudtasks",
-                    )?,
+                    target_url: required("ZAPFN_DISPATCH_URL", "with ZAPFN_TASKS=cloudtasks")?,
                     service_account: lookup("ZAPFN_TASKS_SERVICE_ACCOUNT"),
                 }
             }
@@ -226,12 +237,12 @@ mod tests {
         let cloud = backends(&[
             ("ZAPFN_STORE", "firestore"),
             ("ZAPFN_BLOBS", "gcs"),
-            ("ZAPFN_BUCKET", "zapfn-media"),
+            ("ZAPFN_MEDIA_BUCKET", "zapfn-media"),
             ("ZAPFN_BUS", "PubSub"),
             ("ZAPFN_TASKS", "cloudtasks"),
             ("ZAPFN_TASKS_QUEUE", queue),
             (
-                "ZAPFN_TASKS_URL",
+                "ZAPFN_DISPATCH_URL",
                 "https://dispatch.run.app/_tasks/dispatch",
             ),
             ("ZAPFN_PUSH_AUDIENCE", "https://dispatch.run.app"),
@@ -261,7 +272,7 @@ mod tests {
 
         let name = |pairs: &[(&str, &str)]| backends(pairs).unwrap_err().name;
         assert_eq!(name(&[("ZAPFN_STORE", "mysql")]), "ZAPFN_STORE");
-        assert_eq!(name(&[("ZAPFN_STORE", "postgres")]), "DATABASE_URL");
+        assert_eq!(name(&[("ZAPFN_STORE", "postgres")]), "ZAPFN_DATABASE_URL");
         assert_eq!(name(&[("ZAPFN_BLOBS", "gcs")]), "ZAPFN_MEDIA_BUCKET");
         assert_eq!(name(&[("ZAPFN_TASKS", "cloudtasks")]), "ZAPFN_TASKS_QUEUE");
         assert_eq!(
@@ -277,5 +288,50 @@ mod tests {
         );
         let mixed = backends(&[("ZAPFN_BUS", "pubsub")]).unwrap();
         assert!(mixed.remote("statuses") && !mixed.remote("dispatch"));
+    }
+
+    #[test]
+    fn an_old_name_set_alone_is_an_error_naming_the_new_one() {
+        let queue = "projects/p/locations/l/queues/q";
+        for (old, new, selected) in [
+            (
+                "FIRESTORE_DATABASE",
+                "ZAPFN_FIRESTORE_DATABASE",
+                ("ZAPFN_STORE", "firestore"),
+            ),
+            (
+                "DATABASE_URL",
+                "ZAPFN_DATABASE_URL",
+                ("ZAPFN_STORE", "postgres"),
+            ),
+            ("ZAPFN_BUCKET", "ZAPFN_MEDIA_BUCKET", ("ZAPFN_BLOBS", "gcs")),
+            (
+                "ZAPFN_TASKS_URL",
+                "ZAPFN_DISPATCH_URL",
+                ("ZAPFN_TASKS", "cloudtasks"),
+            ),
+        ] {
+            let base = [selected, ("ZAPFN_TASKS_QUEUE", queue)];
+            let error = backends(&[base[0], base[1], (old, "value")]).unwrap_err();
+            assert_eq!(error.name, old);
+            assert!(error.to_string().contains(new), "{error}");
+            // Set with the new name (other tools may read the old one), it is not used.
+            let both = backends(&[base[0], base[1], (old, "old"), (new, "new")]).unwrap();
+            let used = match (&both.store, &both.blobs, &both.tasks) {
+                (StoreBackend::Firestore { database, .. }, ..) => database.clone(),
+                (StoreBackend::Postgres { url }, ..) => url.clone(),
+                (_, BlobBackend::Gcs { bucket, .. }, _) => bucket.clone(),
+                (.., TaskBackend::CloudTasks { target_url, .. }) => target_url.clone(),
+                _ => unreachable!("{old}"),
+            };
+            assert_eq!(used, "new", "{old}");
+        }
+        // Where the setting is not read, an old name changes nothing.
+        assert_eq!(
+            backends(&[("DATABASE_URL", "postgres://elsewhere")])
+                .unwrap()
+                .store,
+            StoreBackend::Sqlite
+        );
     }
 }

@@ -288,7 +288,7 @@ mod tests {
     #[test]
     fn media_events_by_default_and_bucket_events_only_on_cloud_storage() {
         assert_eq!(config(&[]).unwrap().media_trigger, MediaTrigger::Events);
-        let gcs = [("ZAPFN_BLOBS", "gcs"), ("ZAPFN_BUCKET", "media")];
+        let gcs = [("ZAPFN_BLOBS", "gcs"), ("ZAPFN_MEDIA_BUCKET", "media")];
         let storage = config(&[gcs[0], gcs[1], ("ZAPFN_MEDIA_TRIGGER", "storage")]).unwrap();
         assert_eq!(storage.media_trigger, MediaTrigger::Storage);
         for bad in [

@@ -3,17 +3,24 @@
 //! leased here and forwarded — `dispatch` to Cloud Tasks, every other topic to
 //! Pub/Sub — and acknowledged in the outbox only after Google accepted them.
 //! Forwarding failures defer the event (never dead-letter it: it was not
-//! delivered yet); a crash mid-forward lets the lease lapse and another relay
-//! forwards it again (handlers are idempotent, task names dedupe).
+//! delivered yet); a crash mid-forward lets the lease lapse and the event is
+//! forwarded again (handlers are idempotent, task names dedupe).
+//!
+//! Each instance forwards its **own** events ([`Store::claim_own`]): the ones
+//! its requests wrote, and the next event of an ordering key whose previous
+//! one it acknowledged. So instances never claim the same events, and on
+//! Firestore a flush with nothing of its own costs no request. Events whose
+//! instance died between commit and forward are left to a **sweep**
+//! ([`Relay::sweep`]), which takes events that have been due for
+//! [`SWEEP_IDLE`] with nobody leasing them ([`Store::claim_idle`]).
 //!
 //! Cloud Run throttles CPU once a response is sent, so a relay that ran only in
 //! the background could sit idle with events waiting. Three triggers:
 //! 1. [`flush_after_writes`]: each non-GET request that succeeded flushes before
 //!    its response goes out (bounded by [`INLINE_BUDGET`]);
-//! 2. a background loop (every [`SWEEP_INTERVAL`], and on SQLite commits),
-//!    useful with CPU always allocated and in `zapfn dev`-like setups;
-//! 3. `POST /_relay`, which Cloud Scheduler calls (the safety net for events
-//!    whose inline flush failed or whose instance died after its commit).
+//! 2. a background loop (every [`SWEEP_INTERVAL`], and on SQLite commits)
+//!    flushes too, useful with CPU always allocated and for retries;
+//! 3. `POST /_relay`, which Cloud Scheduler calls on one function: the sweep.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -52,10 +59,14 @@ pub const INLINE_BUDGET: Duration = Duration::from_secs(2);
 /// Longest one `/_relay` sweep runs.
 const SWEEP_BUDGET: Duration = Duration::from_secs(20);
 /// The background loop's period when no commit wakes it; it doubles while
-/// sweeps find nothing, up to [`SWEEP_INTERVAL_MAX`] (every instance sweeping the
-/// shared outbox every second would contend on it).
+/// flushes find nothing, up to [`SWEEP_INTERVAL_MAX`] (on stores whose own
+/// events are the whole outbox, each flush is a query).
 const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 const SWEEP_INTERVAL_MAX: Duration = Duration::from_secs(30);
+/// How long an event must have been due, with nobody leasing it, before a
+/// sweep takes it from the instance that wrote it (which forwards its own
+/// within milliseconds, or retries [`RETRY_AFTER`] after a failure).
+pub const SWEEP_IDLE: Duration = Duration::from_secs(10);
 
 /// Where a topic's events go.
 #[derive(Clone)]
@@ -99,14 +110,24 @@ impl Relay {
         }))
     }
 
-    /// Forwards waiting events of every remote topic (concurrently per topic)
-    /// until none are due or `budget` runs out.
+    /// Forwards this instance's own due events of every remote topic
+    /// (concurrently per topic) until none are left or `budget` runs out.
     pub async fn flush(&self, budget: Duration) -> Flushed {
+        self.forward_all(None, budget).await
+    }
+
+    /// A flush, then also the events that have been due for `idle` with nobody
+    /// leasing them (left by an instance that died): what `POST /_relay` does.
+    pub async fn sweep(&self, idle: Duration, budget: Duration) -> Flushed {
+        self.forward_all(Some(idle), budget).await
+    }
+
+    async fn forward_all(&self, idle: Option<Duration>, budget: Duration) -> Flushed {
         let deadline = Instant::now() + budget;
         let runs = self
             .routes
             .iter()
-            .map(|(topic, destination)| self.flush_topic(topic, destination, deadline));
+            .map(|(topic, destination)| self.forward_topic(topic, destination, idle, deadline));
         futures::future::join_all(runs)
             .await
             .into_iter()
@@ -116,15 +137,24 @@ impl Relay {
             })
     }
 
-    async fn flush_topic(
+    /// Leases and forwards events of `topic`: own ones first, then (with
+    /// `idle`) idle ones, until neither is left.
+    async fn forward_topic(
         &self,
         topic: &str,
         destination: &Destination,
+        idle: Option<Duration>,
         deadline: Instant,
     ) -> Flushed {
         let mut flushed = Flushed::default();
         while Instant::now() < deadline {
-            let events = match self.store.claim(topic, BATCH, LEASE).await {
+            let mut claimed = self.store.claim_own(topic, BATCH, LEASE).await;
+            if let (Some(idle), Ok(events)) = (idle, &claimed) {
+                if events.is_empty() {
+                    claimed = self.store.claim_idle(topic, BATCH, LEASE, idle).await;
+                }
+            }
+            let events = match claimed {
                 Ok(events) if !events.is_empty() => events,
                 Ok(_) => break,
                 Err(error) => {
@@ -253,7 +283,7 @@ pub async fn flush_after_writes(
     response
 }
 
-/// `POST /_relay`: one sweep (Cloud Scheduler's safety net); answers what it did,
+/// `POST /_relay`: one [`Relay::sweep`] (Cloud Scheduler's safety net); answers what it did,
 /// 503 when some events could not be forwarded (the job's retry tries again).
 pub fn router(relay: Arc<Relay>) -> Router {
     Router::new()
@@ -262,7 +292,7 @@ pub fn router(relay: Arc<Relay>) -> Router {
 }
 
 async fn sweep(State(relay): State<Arc<Relay>>) -> Response {
-    let flushed = tokio::spawn(async move { relay.flush(SWEEP_BUDGET).await })
+    let flushed = tokio::spawn(async move { relay.sweep(SWEEP_IDLE, SWEEP_BUDGET).await })
         .await
         .unwrap_or_default();
     let status = if flushed.failed > 0 {

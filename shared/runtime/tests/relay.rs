@@ -78,7 +78,18 @@ fn unique() -> String {
 }
 
 async fn context(dir: &tempfile::TempDir, prefix: &str, queue: &str, target: &str) -> Context {
-    let vars: HashMap<&str, String> = HashMap::from([
+    connect(dir, prefix, queue, target, &[]).await
+}
+
+/// A context on the remote bus and task queue, with `more` settings.
+async fn connect(
+    dir: &tempfile::TempDir,
+    prefix: &str,
+    queue: &str,
+    target: &str,
+    more: &[(&'static str, &str)],
+) -> Context {
+    let mut vars: HashMap<&str, String> = HashMap::from([
         ("ZAPFN_DATA_DIR", dir.path().to_str().unwrap().to_owned()),
         ("ZAPFN_BUS", "pubsub".into()),
         ("ZAPFN_TOPIC_PREFIX", prefix.to_owned()),
@@ -87,9 +98,25 @@ async fn context(dir: &tempfile::TempDir, prefix: &str, queue: &str, target: &st
         ("ZAPFN_DISPATCH_URL", target.to_owned()),
         ("GOOGLE_CLOUD_PROJECT", "zapfn-relay-test".into()),
     ]);
+    vars.extend(more.iter().map(|(k, v)| (*k, v.to_string())));
     Context::connect(Config::from_lookup(|name| vars.get(name).cloned()).unwrap())
         .await
         .unwrap()
+}
+
+fn text_from(wa_id: &str) -> zapfn_whatsapp::webhook::Notification {
+    let notification = builders::messages_notification(
+        "106540352242922",
+        wa_id,
+        "Maria",
+        vec![builders::text_message(
+            wa_id,
+            &builders::new_wamid(),
+            chrono::Utc::now().timestamp(),
+            "hi",
+        )],
+    );
+    zapfn_whatsapp::webhook::parse(notification.to_string().as_bytes()).unwrap()
 }
 
 #[tokio::test]
@@ -229,4 +256,84 @@ async fn events_stay_in_the_outbox_while_forwarding_fails() {
         depths.dead_letters, 0,
         "never dead-lettered for a forwarding failure"
     );
+}
+
+#[tokio::test]
+async fn on_firestore_each_instance_forwards_its_own_and_the_sweep_what_was_left() {
+    if !emulators_up() {
+        return;
+    }
+    if std::env::var("FIRESTORE_EMULATOR_HOST").is_err() {
+        assert!(
+            std::env::var("ZAPFN_REQUIRE_EMULATORS").as_deref() != Ok("1"),
+            "FIRESTORE_EMULATOR_HOST is not set but ZAPFN_REQUIRE_EMULATORS=1"
+        );
+        eprintln!("SKIPPED relay on Firestore: FIRESTORE_EMULATOR_HOST is not set");
+        return;
+    }
+    let (url, log) = receiver().await;
+    let prefix = format!("own{}-", unique());
+    let bus = PubSubBus::connect(Some("zapfn-relay-test".into()), &prefix)
+        .await
+        .unwrap();
+    bus.ensure_push_subscription(&PushSubscription::new(
+        format!("{prefix}text-messages"),
+        "messages",
+        format!("{url}/_push/messages"),
+    ))
+    .await
+    .unwrap();
+    let queue = format!(
+        "projects/zapfn-relay-test/locations/here/queues/q{}",
+        unique()
+    );
+    let target = format!("{url}/_tasks/dispatch");
+    let collections = format!("relay{}", unique());
+    let firestore = [
+        ("ZAPFN_STORE", "firestore"),
+        ("ZAPFN_FIRESTORE_PREFIX", collections.as_str()),
+    ];
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut instances = Vec::new();
+    for dir in &dirs {
+        let context = connect(dir, &prefix, &queue, &target, &firestore).await;
+        let relay = Relay::connect(&context).await.unwrap().unwrap();
+        instances.push((context, relay));
+    }
+    let [(a, relay_a), (_, relay_b), (dead, _)] = &instances[..] else {
+        unreachable!()
+    };
+
+    a.store.ingest(text_from("5511999990002")).await.unwrap();
+    assert_eq!(
+        relay_b.flush(Duration::from_secs(5)).await.forwarded,
+        0,
+        "not B's"
+    );
+    assert_eq!(relay_a.flush(Duration::from_secs(5)).await.forwarded, 1);
+
+    // An instance commits and dies before its flush: only a sweep forwards
+    // that, once it has been idle long enough.
+    dead.store.ingest(text_from("5511999990003")).await.unwrap();
+    let idle = Duration::from_millis(1500);
+    assert_eq!(
+        relay_b.sweep(idle, Duration::from_secs(5)).await.forwarded,
+        0
+    );
+    tokio::time::sleep(idle + Duration::from_millis(200)).await;
+    assert_eq!(
+        relay_b.sweep(idle, Duration::from_secs(5)).await.forwarded,
+        1
+    );
+    assert!(a.store.queue_depths().await.unwrap().pending.is_empty());
+    let pushed = wait_for(&log, 2).await;
+    let mut customers: Vec<String> = pushed
+        .iter()
+        .map(|(_, _, body)| {
+            let message = zapfn_cloud::push::decode(body, "messages").unwrap();
+            message.payload["from"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    customers.sort();
+    assert_eq!(customers, ["5511999990002", "5511999990003"]);
 }

@@ -216,6 +216,8 @@ macro_rules! conformance_tests {
             last_inbound_at_is_the_latest_customer_message,
             ordering_key_holds_later_events_until_the_first_is_acked,
             ordering_keys_are_scoped_to_their_topic,
+            own_claims_lease_the_store_s_events_in_key_order,
+            idle_claims_lease_due_events_once,
             defer_does_not_count_an_attempt,
             retry_counts_attempts_and_dead_letters_after_max_attempts,
             retry_dead_letters_once_past_max_retry_age,

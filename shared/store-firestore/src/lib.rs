@@ -64,7 +64,7 @@
 //!
 //! | query | index |
 //! |---|---|
-//! | claim: `outbox` where `topic ==`, `head == true`, `due_at_ms <= now`, by `created_at_ms`, `due_at_ms` | composite (topic, head, created_at_ms, due_at_ms) |
+//! | claim and sweep: `outbox` where `topic ==`, `head == true`, `due_at_ms <=` now (minus the idle time), by `created_at_ms`, `due_at_ms` | composite (topic, head, created_at_ms, due_at_ms) |
 //! | a conversation's messages: `messages` where `conversation_id ==`, by `timestamp desc`, `id desc` | composite |
 //! | one number's conversations: by `last_message_at desc`, `id desc` | composite |
 //! | all conversations (collection group, `store ==` prefix), optionally `wa_id ==` | two composites |
@@ -77,6 +77,32 @@
 //!
 //! Collection-group queries run from the database root (the emulator runs them
 //! nowhere else) and keep to this store through the `store` field.
+//!
+//! # Many instances, one outbox
+//!
+//! Deployed, every instance of every function writes to the same outbox, and
+//! a relay in each forwards events to Pub/Sub and Cloud Tasks. Firestore has
+//! no `SKIP LOCKED`: relays that each query for the oldest due heads pick the
+//! same ones, and their leasing transactions fight over those documents
+//! (aborts and lock waits; on the emulator, a lock timeout per conflict).
+//! So relays do not query:
+//!
+//! - **Own events, by id** (`claim_own`): a store handle remembers the
+//!   events its own transactions published, leased or made the head of their
+//!   ordering key (settling an event hands its key to the next event, which
+//!   becomes the settler's to forward). A relay leases exactly those, in one
+//!   transaction over their documents; no other instance reads them. With
+//!   none due, a claim makes no request at all. The handle keeps ids and due
+//!   times only, at most 10,000 per topic.
+//! - **A sweep of idle events** (`claim_idle`): an event whose instance died
+//!   between commit and forward stays due with nobody leasing it. One caller
+//!   (Cloud Scheduler's `POST /_relay`, on one function) queries for heads due
+//!   for longer than an idle time, longer than an owner takes to forward or
+//!   retry. A head that was just handed its key counts as due from then, so a
+//!   sweep does not take it from the instance that is about to forward it.
+//!
+//! Contention is then what the data itself has: writers of one conversation
+//! or ordering key, and an owner and the sweep on an event that stayed idle.
 //!
 //! # Limits
 //!
@@ -92,8 +118,11 @@
 //!   stored in several transactions, each inside Firestore's writes-per-commit
 //!   limit; a failure between them is safe to redeliver (duplicates are
 //!   recognised, nothing is published twice). A claim leases at most 200 events.
-//! - Claims from different processes that pick the same oldest heads contend
-//!   (one retries); leasing is still exclusive.
+//! - Embedded consumers on this store (`claim`, everything due) in several
+//!   processes pick the same oldest heads and contend (one retries); leasing
+//!   is still exclusive. Relays do not (see above).
+//! - Own events are remembered in memory: after a restart, or over the bound,
+//!   an instance's unforwarded events wait for the sweep.
 
 mod audit;
 mod contacts;
@@ -105,6 +134,7 @@ mod local_locks;
 mod media;
 mod messages;
 mod outbox;
+mod own;
 mod reads;
 mod records;
 mod tx;
@@ -131,6 +161,7 @@ use crate::error::{is_contention, store_error};
 use crate::layout::Layout;
 use crate::local_locks::{LocalLocks, Name};
 use crate::outbox::RetryPolicy;
+use crate::own::OwnEvents;
 use crate::records::ApiKeyDoc;
 use crate::tx::Tx;
 
@@ -182,6 +213,8 @@ struct Inner {
     /// Topics this process has registered (see [`outbox::register_topic`]).
     registered_topics: Mutex<HashSet<String>>,
     locks: LocalLocks,
+    /// The outbox events this handle forwards (see [`own`]).
+    own: OwnEvents,
 }
 
 impl FirestoreStore {
@@ -213,6 +246,7 @@ impl FirestoreStore {
                 },
                 registered_topics: Mutex::new(HashSet::new()),
                 locks: LocalLocks::new(),
+                own: OwnEvents::default(),
             }),
         })
     }
@@ -256,15 +290,19 @@ impl FirestoreStore {
                 transaction.into_data(),
                 chrono::Utc::now().timestamp_millis(),
             );
-            let (tx, result) = work(tx).await;
+            let (mut tx, result) = work(tx).await;
             let error = match result {
                 Ok(value) => {
                     if let Err(error) = self.register_topics(tx.topics()).await {
                         tx.rollback(self.db()).await;
                         return Err(error);
                     }
+                    let own = tx.take_own();
                     match tx.commit(self.db()).await {
-                        Ok(()) => return Ok(value),
+                        Ok(()) => {
+                            self.inner.own.apply(own);
+                            return Ok(value);
+                        }
                         Err(error) if is_contention(&error) => store_error(error),
                         // Unknown outcome (the writes may be applied): the
                         // caller retries, and every operation is idempotent.
@@ -289,6 +327,26 @@ impl FirestoreStore {
             options = FirestoreTransactionOptions::new()
                 .with_mode(FirestoreTransactionMode::ReadWriteRetry(id));
         }
+    }
+
+    /// Leases those of `ids` still due (for `idle`) in one transaction; the
+    /// caller holds the topic's claim lock.
+    async fn lease(
+        &self,
+        topic: &str,
+        ids: &[String],
+        lease: Duration,
+        idle: Duration,
+    ) -> Result<Vec<Delivery>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let layout = self.layout();
+        self.transact(move |mut tx| async move {
+            let result = outbox::lease(&mut tx, layout, topic, ids, lease, idle).await;
+            (tx, result)
+        })
+        .await
     }
 
     /// Makes sure `queue_depths` will count these topics. Written before the
@@ -587,18 +645,27 @@ impl Store for FirestoreStore {
     }
 
     async fn claim(&self, topic: &str, limit: usize, lease: Duration) -> Result<Vec<Delivery>> {
+        self.claim_idle(topic, limit, lease, Duration::ZERO).await
+    }
+
+    async fn claim_own(&self, topic: &str, limit: usize, lease: Duration) -> Result<Vec<Delivery>> {
         let _held = self.locks().lock([Name::Claims(topic)]).await;
-        let layout = self.layout();
+        let now = chrono::Utc::now().timestamp_millis();
+        let ids = self.inner.own.due(topic, now, limit.min(outbox::MAX_CLAIM));
+        self.lease(topic, &ids, lease, Duration::ZERO).await
+    }
+
+    async fn claim_idle(
+        &self,
+        topic: &str,
+        limit: usize,
+        lease: Duration,
+        idle: Duration,
+    ) -> Result<Vec<Delivery>> {
+        let _held = self.locks().lock([Name::Claims(topic)]).await;
         let limit = limit.min(outbox::MAX_CLAIM);
-        let ids = &outbox::due_heads(self.db(), layout, topic, limit).await?;
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        self.transact(move |mut tx| async move {
-            let result = outbox::lease(&mut tx, layout, topic, ids, lease).await;
-            (tx, result)
-        })
-        .await
+        let ids = outbox::due_heads(self.db(), self.layout(), topic, limit, idle).await?;
+        self.lease(topic, &ids, lease, idle).await
     }
 
     async fn settle(&self, delivery: &Delivery, settlement: Settlement) -> Result<()> {

@@ -11,6 +11,9 @@
 //! behind a key; like the SQLite store's, it skips heads that are leased or
 //! backing off. Removing a head (ack, dead letter) marks the next event of its
 //! key as head, in the same transaction.
+//!
+//! [`lease`] also takes the ids a handle remembers as its own (see
+//! [`crate::own`]), and a sweep's query asks for heads due for a while.
 
 use std::time::Duration;
 
@@ -86,25 +89,30 @@ pub(crate) async fn publish(
         },
     )?;
     tx.note_topic(topic);
+    if head {
+        tx.remember_own(topic, &id, now);
+    }
     Ok(())
 }
 
 /// Most events one claim leases (each is a write of the claiming transaction).
 pub(crate) const MAX_CLAIM: usize = 200;
 
-/// The ids of up to `limit` heads of `topic` due now, oldest first. Read
-/// outside the claiming transaction (a transactional query would lock what it
-/// scans against every settle); [`lease`] checks each again inside it.
+/// The ids of up to `limit` heads of `topic` that have been due for `idle`
+/// (zero: due now), oldest first. Read outside the claiming transaction (a
+/// transactional query would lock what it scans against every settle);
+/// [`lease`] checks each again inside it.
 pub(crate) async fn due_heads(
     db: &FirestoreDb,
     layout: &Layout,
     topic: &str,
     limit: usize,
+    idle: Duration,
 ) -> Result<Vec<String>> {
     if limit == 0 {
         return Ok(Vec::new());
     }
-    let now = chrono::Utc::now().timestamp_millis();
+    let now = chrono::Utc::now().timestamp_millis() - idle.as_millis() as i64;
     let due = db
         .fluent()
         .select()
@@ -133,24 +141,37 @@ pub(crate) async fn due_heads(
     Ok(due.iter().map(|doc| doc_id(doc).to_owned()).collect())
 }
 
-/// Leases those of `ids` that are still due heads of `topic`, in that order.
+/// Leases those of `ids` that are still heads of `topic` due for `idle` (zero:
+/// due now), in that order. The leased ones become this handle's own events
+/// (due again when the lease ends); ids that are gone, not heads or leased by
+/// someone else stop being its own.
 pub(crate) async fn lease(
     tx: &mut Tx,
     layout: &Layout,
     topic: &str,
     ids: &[String],
     lease: Duration,
+    idle: Duration,
 ) -> Result<Vec<Delivery>> {
     let now = tx.now_ms;
+    let due_by = now - idle.as_millis() as i64;
     let lease_until_ms = now + lease.as_millis() as i64;
     let docs: Vec<DocRef> = ids.iter().filter_map(|id| layout.event(id)).collect();
     tx.prefetch(&docs).await?;
     let mut deliveries = Vec::with_capacity(docs.len());
     for doc in docs {
         let Some(mut event) = tx.get::<EventDoc>(&doc).await? else {
+            tx.forget_own(topic, &doc.id);
             continue;
         };
-        if event.topic != topic || !event.head || event.due_at_ms > now {
+        if event.topic != topic || !event.head || event.leased_until_ms > now {
+            tx.forget_own(topic, &doc.id);
+            continue;
+        }
+        if event.due_at_ms > due_by {
+            if event.leased_until_ms == 0 {
+                tx.remember_own(topic, &doc.id, event.due_at_ms);
+            }
             continue;
         }
         event.attempts += 1;
@@ -158,6 +179,7 @@ pub(crate) async fn lease(
         event.leased_until_ms = lease_until_ms;
         event.due_at_ms = lease_until_ms;
         tx.set(&doc, &event)?;
+        tx.remember_own(topic, &doc.id, lease_until_ms);
         deliveries.push(Delivery {
             id: doc.id,
             topic: topic.to_owned(),
@@ -229,7 +251,7 @@ pub(crate) async fn settle(
     }
 }
 
-/// Unleases an event and makes it due at `at`.
+/// Unleases an event and makes it due at `at`, still this handle's own.
 fn make_due(
     tx: &mut Tx,
     doc: &DocRef,
@@ -243,12 +265,16 @@ fn make_due(
     if error.is_some() {
         event.last_error = error;
     }
+    tx.remember_own(&event.topic, &doc.id, at);
     tx.set(doc, &event)
 }
 
-/// Deletes a head event and hands its ordering key to the next event, if any.
+/// Deletes a head event and hands its ordering key to the next event, if any,
+/// which becomes due now and this handle's own (so whoever settles an event
+/// forwards the next of its key).
 async fn remove_head(tx: &mut Tx, layout: &Layout, doc: &DocRef, event: &EventDoc) -> Result<()> {
     tx.delete(doc);
+    tx.forget_own(&event.topic, &doc.id);
     let (Some(key), Some(seq)) = (&event.ordering_key, event.key_seq) else {
         return Ok(());
     };
@@ -267,7 +293,12 @@ async fn remove_head(tx: &mut Tx, layout: &Layout, doc: &DocRef, event: &EventDo
         .event(&next_id)
         .expect("the store's own event ids are valid");
     if let Some(mut next) = tx.get::<EventDoc>(&next_doc).await? {
+        // Due from now on: a sweep of idle events leaves it to this handle.
+        let now = tx.now_ms;
         next.head = true;
+        next.available_at_ms = next.available_at_ms.max(now);
+        next.due_at_ms = next.due_at_ms.max(now);
+        tx.remember_own(&next.topic, &next_doc.id, next.due_at_ms);
         tx.set(&next_doc, &next)?;
     }
     Ok(())

@@ -21,6 +21,7 @@ use zapfn_store::Result;
 
 use crate::error::{is_contention, store_error};
 use crate::layout::{random_hex, unkeyed_event_id, DocRef};
+use crate::own::OwnChange;
 
 /// The state of one transaction attempt.
 pub(crate) struct Tx {
@@ -36,6 +37,8 @@ pub(crate) struct Tx {
     /// Random stem and count of the unkeyed events published.
     event_stem: String,
     events: usize,
+    /// What this attempt changes in the handle's own events, once committed.
+    own: Vec<OwnChange>,
     /// A read lost a conflict with another transaction: retry the whole attempt.
     contended: bool,
     /// The attempt's clock (Unix ms): every time it writes is this one.
@@ -52,6 +55,7 @@ impl Tx {
             topics: BTreeSet::new(),
             event_stem: random_hex(),
             events: 0,
+            own: Vec::new(),
             contended: false,
             now_ms,
         }
@@ -159,6 +163,29 @@ impl Tx {
     /// The topics this transaction publishes to.
     pub(crate) fn topics(&self) -> &BTreeSet<String> {
         &self.topics
+    }
+
+    /// Makes an event this handle's to forward once `due_ms` has passed (if the
+    /// transaction commits).
+    pub(crate) fn remember_own(&mut self, topic: &str, id: &str, due_ms: i64) {
+        self.own.push(OwnChange::Remember {
+            topic: topic.to_owned(),
+            id: id.to_owned(),
+            due_ms,
+        });
+    }
+
+    /// Takes an event off this handle's own events (if the transaction commits).
+    pub(crate) fn forget_own(&mut self, topic: &str, id: &str) {
+        self.own.push(OwnChange::Forget {
+            topic: topic.to_owned(),
+            id: id.to_owned(),
+        });
+    }
+
+    /// The changes to the own events, to apply after the commit.
+    pub(crate) fn take_own(&mut self) -> Vec<OwnChange> {
+        std::mem::take(&mut self.own)
     }
 
     /// The id of the next unkeyed event this transaction publishes.

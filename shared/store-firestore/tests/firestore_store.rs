@@ -608,6 +608,99 @@ async fn claimers_in_separate_processes_never_share_a_lease() {
     assert!(stores[2].queue_depths().await.unwrap().pending.is_empty());
 }
 
+/// The wamids of claimed `messages` events.
+fn wamids(deliveries: &[Delivery]) -> Vec<String> {
+    deliveries
+        .iter()
+        .map(|d| d.payload["wamid"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn relays_of_separate_processes_each_forward_only_their_own_events() {
+    let Some(project) = project() else { return };
+    let (a, b) = (
+        connect(&project, "zapfn").await,
+        connect(&project, "zapfn").await,
+    );
+    a.ingest(texts(MARIA, &[("wamid.A1", 10)])).await.unwrap();
+    b.ingest(texts(JOAO, &[("wamid.B1", 10)])).await.unwrap();
+    // Maria writes again through B while A's event still holds her key.
+    b.ingest(texts(MARIA, &[("wamid.B2", 11)])).await.unwrap();
+
+    let of_a = a.claim_own(topics::MESSAGES, 10, LEASE).await.unwrap();
+    let of_b = b.claim_own(topics::MESSAGES, 10, LEASE).await.unwrap();
+    assert_eq!(wamids(&of_a), ["wamid.A1"]);
+    assert_eq!(wamids(&of_b), ["wamid.B1"], "B2 waits behind A1");
+    // Whoever acks a key's event forwards the next one.
+    a.settle(&of_a[0], Settlement::Ack).await.unwrap();
+    assert!(b
+        .claim_own(topics::MESSAGES, 10, LEASE)
+        .await
+        .unwrap()
+        .is_empty());
+    let next = a.claim_own(topics::MESSAGES, 10, LEASE).await.unwrap();
+    assert_eq!(wamids(&next), ["wamid.B2"]);
+    for delivery in of_b.iter().chain(&next) {
+        let store = if delivery.id == next[0].id { &a } else { &b };
+        store.settle(delivery, Settlement::Ack).await.unwrap();
+    }
+    assert!(a
+        .claim_own(topics::MESSAGES, 10, LEASE)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(b.queue_depths().await.unwrap().pending.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_sweep_takes_only_events_nobody_forwarded_for_the_idle_time() {
+    let Some(project) = project() else { return };
+    let idle = Duration::from_millis(1500);
+    // A process stores two messages of one customer, then dies before forwarding.
+    let dead = connect(&project, "zapfn").await;
+    dead.ingest(texts(MARIA, &[("wamid.D1", 10), ("wamid.D2", 11)]))
+        .await
+        .unwrap();
+    drop(dead);
+    let (sweeper, other) = (
+        connect(&project, "zapfn").await,
+        connect(&project, "zapfn").await,
+    );
+    assert!(sweeper
+        .claim_own(topics::MESSAGES, 10, LEASE)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(
+        sweeper
+            .claim_idle(topics::MESSAGES, 10, LEASE, idle)
+            .await
+            .unwrap()
+            .is_empty(),
+        "just written: its writer may still forward it"
+    );
+    tokio::time::sleep(idle + Duration::from_millis(200)).await;
+    let swept = sweeper
+        .claim_idle(topics::MESSAGES, 10, LEASE, idle)
+        .await
+        .unwrap();
+    assert_eq!(wamids(&swept), ["wamid.D1"]);
+    sweeper.settle(&swept[0], Settlement::Ack).await.unwrap();
+    // The next of the key is the sweeper's own now, not idle for another sweep.
+    assert!(other
+        .claim_idle(topics::MESSAGES, 10, LEASE, idle)
+        .await
+        .unwrap()
+        .is_empty());
+    let next = sweeper
+        .claim_own(topics::MESSAGES, 10, LEASE)
+        .await
+        .unwrap();
+    assert_eq!(wamids(&next), ["wamid.D2"]);
+    assert_eq!(next[0].attempt, 1);
+}
+
 #[tokio::test]
 async fn leases_of_a_dead_process_are_released_by_the_next() {
     let Some(project) = project() else { return };

@@ -180,6 +180,32 @@ pub trait Store: Send + Sync + 'static {
     /// Leases up to `limit` due events of `topic` (respecting ordering keys).
     async fn claim(&self, topic: &str, limit: usize, lease: Duration) -> Result<Vec<Delivery>>;
 
+    /// Leases up to `limit` due events of `topic` that this store handle is
+    /// responsible for: those it published, leased or made the head of their
+    /// ordering key (by settling the event before them). An outbox relay
+    /// forwards these right after its writes, so relays of different
+    /// processes do not claim the same events. The default leases from the
+    /// whole outbox ([`Store::claim`]): right for stores whose claims do not
+    /// contend across processes (SQLite has one; PostgreSQL skips locked rows).
+    async fn claim_own(&self, topic: &str, limit: usize, lease: Duration) -> Result<Vec<Delivery>> {
+        self.claim(topic, limit, lease).await
+    }
+
+    /// Leases up to `limit` events of `topic` that have been due for at least
+    /// `idle` with nobody leasing them: what a relay sweep forwards, the events
+    /// whose writer died between its commit and its forward. The default
+    /// leases every due event ([`Store::claim`]).
+    async fn claim_idle(
+        &self,
+        topic: &str,
+        limit: usize,
+        lease: Duration,
+        idle: Duration,
+    ) -> Result<Vec<Delivery>> {
+        let _ = idle;
+        self.claim(topic, limit, lease).await
+    }
+
     /// Settles a leased event.
     async fn settle(&self, delivery: &Delivery, settlement: Settlement) -> Result<()>;
 

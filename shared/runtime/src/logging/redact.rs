@@ -21,7 +21,6 @@ pub const SECRET_VARIABLES: &[&str] = &[
     "WA_VERIFY_TOKEN",
     "ZAPFN_API_KEY",
     "ZAPFN_KEY_PEPPER",
-    "DATABASE_URL",
     "ZAPFN_DATABASE_URL",
 ];
 

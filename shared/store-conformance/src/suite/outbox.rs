@@ -57,6 +57,94 @@ pub async fn ordering_key_holds_later_events_until_the_first_is_acked(backend: B
     assert_eq!((event_message_id(&next), next.attempt), (m2, 1));
 }
 
+/// What one outbox relay sees of its own writes: each event once, in key
+/// order (the next of a key after the ack of the one before), deferred ones
+/// again, and then nothing.
+pub async fn own_claims_lease_the_store_s_events_in_key_order(backend: Backend) {
+    let store = backend.store().await;
+    store
+        .ingest(texts(PNID, MARIA, &[("wamid.M1", 10), ("wamid.M2", 11)]))
+        .await
+        .unwrap();
+    let reply = store
+        .enqueue_send(send_to(Some(MARIA), None, "reply"))
+        .await
+        .unwrap();
+    let (m1, m2) = (
+        id_of(&*store, "wamid.M1").await,
+        id_of(&*store, "wamid.M2").await,
+    );
+    let own = |topic| {
+        let store = store.clone();
+        async move { store.claim_own(topic, 10, LEASE).await.unwrap() }
+    };
+
+    let first = own(topics::MESSAGES).await;
+    assert_eq!(
+        first.iter().map(event_message_id).collect::<Vec<_>>(),
+        std::slice::from_ref(&m1)
+    );
+    assert!(
+        own(topics::MESSAGES).await.is_empty(),
+        "M2 waits behind leased M1"
+    );
+    let task = own(topics::DISPATCH).await;
+    assert_eq!(
+        task.iter().map(event_message_id).collect::<Vec<_>>(),
+        [reply.id]
+    );
+
+    let defer_now = Settlement::Defer {
+        after: Duration::ZERO,
+    };
+    store.settle(&first[0], defer_now).await.unwrap();
+    let again = own(topics::MESSAGES).await;
+    assert_eq!(
+        again
+            .iter()
+            .map(|d| (event_message_id(d), d.attempt))
+            .collect::<Vec<_>>(),
+        [(m1, 1)]
+    );
+    store.settle(&again[0], Settlement::Ack).await.unwrap();
+    let next = own(topics::MESSAGES).await;
+    assert_eq!(next.iter().map(event_message_id).collect::<Vec<_>>(), [m2]);
+
+    store.settle(&next[0], Settlement::Ack).await.unwrap();
+    store.settle(&task[0], Settlement::Ack).await.unwrap();
+    assert!(own(topics::MESSAGES).await.is_empty());
+    assert!(own(topics::DISPATCH).await.is_empty());
+    assert!(store.queue_depths().await.unwrap().pending.is_empty());
+}
+
+/// A relay sweep leases due events like a claim, each once.
+pub async fn idle_claims_lease_due_events_once(backend: Backend) {
+    let store = backend.store().await;
+    store
+        .ingest(texts(PNID, MARIA, &[("wamid.M1", 10)]))
+        .await
+        .unwrap();
+    let idle = |store: Arc<dyn zapfn_store::Store>| async move {
+        store
+            .claim_idle(topics::MESSAGES, 10, LEASE, Duration::ZERO)
+            .await
+            .unwrap()
+    };
+    let swept = idle(store.clone()).await;
+    assert_eq!(
+        swept.iter().map(event_message_id).collect::<Vec<_>>(),
+        [id_of(&*store, "wamid.M1").await]
+    );
+    assert!(idle(store.clone()).await.is_empty(), "leased once");
+    assert!(store
+        .claim_own(topics::MESSAGES, 10, LEASE)
+        .await
+        .unwrap()
+        .is_empty());
+    store.settle(&swept[0], Settlement::Ack).await.unwrap();
+    assert!(store.queue_depths().await.unwrap().pending.is_empty());
+}
+
 pub async fn ordering_keys_are_scoped_to_their_topic(backend: Backend) {
     let store = backend.store().await;
     // An inbound message (`messages`, key pnid:wa_id) and a reply to the same customer (`dispatch`, same key).
