@@ -818,6 +818,7 @@ async fn the_same_body_posted_10_times_concurrently_stores_one_row() {
     while let Some(status) = posts.join_next().await {
         assert_eq!(status.unwrap().as_u16(), 200);
     }
+    system.stored().await;
     assert_eq!(counts(&system), (1, 0, 0));
     assert_eq!(events_published(&system), 1);
 }

@@ -9,6 +9,7 @@ use serde_json::Value;
 use tokio::net::TcpListener;
 use zapfn::dev::{self, Running};
 use zapfn_runtime::Config;
+use zapfn_whatsapp::status::FAILED_RANK;
 
 /// The bootstrap API key of test systems.
 pub const API_KEY: &str = "test-api-key";
@@ -73,12 +74,18 @@ impl System {
                 .await
                 .unwrap()
                 .as_u16();
+        self.stored().await;
+        status
+    }
+
+    /// Waits until every acknowledged webhook is stored (the journal's indexer
+    /// is behind the 200 by milliseconds), so the database file can be read.
+    pub async fn stored(&self) {
         let store = &self.running.context.store;
         assert!(
             store.flush_webhooks(Duration::from_secs(10)).await,
             "acknowledged webhooks stored"
         );
-        status
     }
 
     /// GET with the API key; (status, JSON body or Null).
@@ -114,15 +121,23 @@ impl System {
         (status == 200).then_some(body)
     }
 
-    /// Waits until message `id` (zapfn id or wamid) has `status`; returns its view.
+    /// Waits until message `id` (zapfn id or wamid) has reached `status`: that
+    /// status or, for a delivery state, a later one (the sandbox's `sent`,
+    /// `delivered` and `read` can be stored in one batch, so a poll may never
+    /// see the middle one); `failed` only itself. Returns its view.
     pub async fn wait_status(&self, id: &str, status: &str) -> Value {
+        let wanted = zapfn_whatsapp::status::rank(status).filter(|rank| *rank != FAILED_RANK);
+        let reached = |now: &str| match (wanted, zapfn_whatsapp::status::rank(now)) {
+            (Some(wanted), Some(now)) => now != FAILED_RANK && now >= wanted,
+            _ => now == status,
+        };
         eventually(
             Duration::from_secs(20),
             &format!("{id} to become {status}"),
             || async {
                 self.message(id)
                     .await
-                    .filter(|view| view["status"] == status)
+                    .filter(|view| view["status"].as_str().is_some_and(reached))
             },
         )
         .await

@@ -146,9 +146,12 @@ pub fn storage_triggered() -> bool {
 
 /// The store writes that publish events to fixed topics: Store method => the module
 /// of the SQLite store that implements it (the other stores publish the same).
-pub const PUBLISHING_STORE_WRITES: [(&str, &str); 2] = [
+/// `accept_webhook` stores what it accepts through the same ingest (directly, or
+/// by the journal's indexer).
+pub const PUBLISHING_STORE_WRITES: [(&str, &str); 3] = [
     ("ingest", "shared/store/src/sqlite/ingest.rs"),
     ("enqueue_send", "shared/store/src/sqlite/messages.rs"),
+    ("accept_webhook", "shared/store/src/sqlite/ingest.rs"),
 ];
 
 /// Topics a module of the SQLite store writes to the outbox with a fixed topic
@@ -332,6 +335,8 @@ mod tests {
         );
         let send = store_module_topics(PUBLISHING_STORE_WRITES[1].1);
         assert_eq!(send, BTreeSet::from(["dispatch".into()]));
+        let webhook = store_module_topics(PUBLISHING_STORE_WRITES[2].1);
+        assert_eq!(webhook, ingest);
     }
 
     #[test]
