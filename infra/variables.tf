@@ -171,7 +171,7 @@ variable "cloud_sql_high_availability" {
 }
 
 variable "enable_redis" {
-  description = "Create a Memorystore for Redis instance (shared rate limits across instances; ZAPFN_REDIS_URL)."
+  description = "Create a Memorystore for Redis instance and mount its URL as ZAPFN_REDIS_URL. No function reads it yet: pacing is the Cloud Tasks queue rate and per-key API limits are per instance, so leave it off unless you add code that uses it."
   type        = bool
   default     = false
 }
