@@ -43,11 +43,13 @@ impl Running {
     }
 }
 
-/// Opens the backends, mounts every function (and the sandbox) on `listener`
-/// and serves until stopped. `config.port` must be the listener's port.
+/// Opens the backends (the store and blob store `ZAPFN_STORE` and `ZAPFN_BLOBS`
+/// name, embedded by default; events always go through the store's outbox),
+/// mounts every function (and the sandbox) on `listener` and serves until
+/// stopped. `config.port` must be the listener's port.
 pub async fn start(config: Config, listener: TcpListener) -> anyhow::Result<Running> {
     let addr = listener.local_addr()?;
-    let context = Context::open(config)?;
+    let context = Context::connect(config).await?;
     auth::store_bootstrap_key(&context).await?;
     let mut router = Router::new().merge(health::router(context.clone()));
     let mut subscriptions = Vec::new();

@@ -3,9 +3,11 @@
 //! auto-reply, small batches, redeliveries, a 10× burst, sends through the API,
 //! Graph API errors, statuses out of order and twice — optionally SIGKILLing
 //! the server at random points and restarting it; then waits for everything to
-//! settle and reconciles the database with what was acknowledged. Prints a
-//! markdown report; exits non-zero if any check fails.
+//! settle and reconciles the store (SQLite, or PostgreSQL with `--store
+//! postgres`) with what was acknowledged. Prints a markdown report; exits
+//! non-zero if any check fails.
 
+mod backend;
 mod ledger;
 mod meta;
 mod reconcile;
@@ -24,6 +26,7 @@ use clap::Parser;
 use rand::Rng;
 use zapfn_sandbox::{Sandbox, SandboxConfig};
 
+use backend::{Backend, StoreKind};
 use ledger::Ledger;
 use meta::{Behaviour, Meta};
 use report::{percentiles, Figures, Sample};
@@ -83,6 +86,12 @@ struct Args {
     /// Write the report into this section of RELIABILITY.md (e.g. `loadtest`).
     #[arg(long)]
     section: Option<String>,
+    /// The store `zapfn dev` runs on.
+    #[arg(long, value_enum, default_value_t = StoreKind::Sqlite)]
+    store: StoreKind,
+    /// The PostgreSQL server of `--store postgres` (a fresh schema on it per run).
+    #[arg(long, env = "ZAPFN_TEST_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
 }
 
 #[tokio::main]
@@ -93,6 +102,7 @@ async fn main() -> anyhow::Result<()> {
         None => system::sibling_binary("zapfn")?,
     };
     let dir = tempfile::tempdir()?;
+    let backend = Backend::prepare(args.store, args.database_url.as_deref(), dir.path()).await?;
     let port = system::free_port()?;
     let ledger = Arc::new(Ledger::default());
 
@@ -139,13 +149,15 @@ async fn main() -> anyhow::Result<()> {
             env: env
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
+                .chain(backend.env())
                 .collect(),
         })
         .await?,
     );
     eprintln!(
-        "loadtest: {} on 127.0.0.1:{port}, {} s at {}/s inbound (×{} for {} s) and {}/s sends, {} SIGKILLs; log {}",
+        "loadtest: {} on 127.0.0.1:{port} on {}, {} s at {}/s inbound (×{} for {} s) and {}/s sends, {} SIGKILLs; log {}",
         binary.display(),
+        backend.describe(),
         args.seconds,
         args.inbound_rate,
         args.burst_factor,
@@ -229,8 +241,9 @@ async fn main() -> anyhow::Result<()> {
         );
     }
 
-    let figures = ledger.with(|l| -> anyhow::Result<Figures> {
-        let checks = reconcile::reconcile(&system.database(), l)?;
+    let facts = backend.facts().await?;
+    let figures = ledger.with(|l| {
+        let checks = reconcile::reconcile(&facts, l);
         let mut dispatch_latency: Vec<u32> = l
             .api_accepted
             .iter()
@@ -239,15 +252,16 @@ async fn main() -> anyhow::Result<()> {
                 Some(ledger::micros(sent.saturating_duration_since(*accepted)))
             })
             .collect();
-        Ok(Figures {
+        Figures {
             title: format!(
-                "Last run: `{}`, {}, {} cores.",
+                "Last run: `{}`, {}, {} cores; store: {}.",
                 std::env::args().collect::<Vec<_>>().join(" ").replace(
                     std::env::current_exe().unwrap_or_default().to_str().unwrap_or(""),
                     "zapfn-loadtest"
                 ),
                 chrono::Utc::now().format("%Y-%m-%d"),
                 std::thread::available_parallelism().map_or(0, |n| n.get()),
+                backend.describe(),
             ),
             settings: format!(
                 "{} s of load: {}/s inbound webhooks ({}; texts, 2 % \"menu\", 2 % images, 3 % batches of 2–4, {} % redelivered), {}/s send-API calls (templates, 2 % undeliverable, and texts to customers who wrote), {} % of Graph calls failed transiently, statuses {} % out of order and {} % twice{}.",
@@ -289,14 +303,16 @@ async fn main() -> anyhow::Result<()> {
             max_pending_topics,
             samples,
             checks,
-        })
-    })?;
+        }
+    });
     let abandoned = ledger.with(|l| (l.webhook_abandoned, l.api_refused.clone()));
     let markdown = figures.markdown();
     println!("{markdown}");
     if let Some(section) = &args.section {
         write_section(section, &markdown)?;
     }
+    let passed = figures.passed() && drained && abandoned.0 == 0 && abandoned.1.is_empty();
+    backend.finish(passed).await?;
     if abandoned.0 > 0 || !abandoned.1.is_empty() {
         bail!(
             "{} webhook deliveries never acknowledged, {} sends refused (first: {:?})",

@@ -1,14 +1,41 @@
-//! The end state against the ledger, read straight from the SQLite file:
-//! every acknowledged inbound wamid stored once, every accepted send (API and
-//! auto-reply) dispatched once with its final status right, every status
-//! delivered by Meta recorded, every image stored, no dead letters.
+//! The end state against the ledger: every acknowledged inbound wamid stored
+//! once, every accepted send (API and auto-reply) dispatched once with its
+//! final status right, every status delivered by Meta recorded, every image
+//! stored, no dead letters. The store's state comes in as [`Facts`], gathered
+//! by `backend` from whichever store the run used, so both are held to the
+//! same checks.
 
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
-
-use rusqlite::{Connection, OpenFlags};
 
 use crate::ledger::{Inbound, Inner};
+
+/// What the store holds at the end, as the checks need it.
+pub struct Facts {
+    /// Inbound message rows per wamid.
+    pub inbound: HashMap<String, u64>,
+    /// Every outbound message row.
+    pub outbound: Vec<Outbound>,
+    /// `(subject, status)` of every recorded status event.
+    pub statuses: HashSet<(String, String)>,
+    /// `media.object.status` of every inbound image, by wamid.
+    pub image_objects: HashMap<String, Option<String>>,
+    /// Rows in the dead letters.
+    pub dead_letters: u64,
+    /// Events still in the outbox.
+    pub outbox: u64,
+}
+
+/// One outbound message row.
+pub struct Outbound {
+    /// zapfn's id.
+    pub id: String,
+    /// Meta's wamid, once sent.
+    pub wamid: Option<String>,
+    pub status: String,
+    pub idempotency_key: Option<String>,
+    /// No send body (`raw IS NULL`): a row a status created for a wamid no send recorded.
+    pub placeholder: bool,
+}
 
 /// One reconciliation check: what was expected, what was found, and the first few offenders.
 pub struct Check {
@@ -19,6 +46,7 @@ pub struct Check {
 }
 
 impl Check {
+    /// Found what was expected, with no offenders.
     pub fn passed(&self) -> bool {
         self.offenders.is_empty() && self.expected == self.found
     }
@@ -34,25 +62,21 @@ fn check(name: &'static str, expected: usize, bad: Vec<String>) -> Check {
     }
 }
 
-struct Outbound {
-    id: String,
-    wamid: Option<String>,
-    status: String,
-    idempotency_key: Option<String>,
-    placeholder: bool,
+/// A count that must be 0, with the first few offenders.
+fn none(name: &'static str, found: u64, offenders: Vec<String>) -> Check {
+    Check {
+        name,
+        expected: 0,
+        found,
+        offenders: offenders.into_iter().take(5).collect(),
+    }
 }
 
-/// Reconciles the database at `path` with what the run recorded.
-pub fn reconcile(path: &Path, ledger: &Inner) -> anyhow::Result<Vec<Check>> {
-    let db = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+/// Reconciles what the store holds with what the run recorded.
+pub fn reconcile(facts: &Facts, ledger: &Inner) -> Vec<Check> {
     let mut checks = Vec::new();
 
-    let mut stored: HashMap<String, u64> = HashMap::new();
-    let mut statement =
-        db.prepare("SELECT wa_message_id FROM messages WHERE direction = 'inbound'")?;
-    for wamid in statement.query_map([], |row| row.get::<_, String>(0))? {
-        *stored.entry(wamid?).or_default() += 1;
-    }
+    let stored = &facts.inbound;
     let bad: Vec<String> = ledger
         .inbound
         .keys()
@@ -74,29 +98,13 @@ pub fn reconcile(path: &Path, ledger: &Inner) -> anyhow::Result<Vec<Check>> {
         .filter(|wamid| !ledger.inbound.contains_key(*wamid))
         .cloned()
         .collect();
-    checks.push(Check {
-        name: "inbound rows nobody acknowledged (0 expected)",
-        expected: 0,
-        found: extra.len() as u64,
-        offenders: extra.into_iter().take(5).collect(),
-    });
+    checks.push(none(
+        "inbound rows nobody acknowledged (0 expected)",
+        extra.len() as u64,
+        extra,
+    ));
 
-    let mut outbound = Vec::new();
-    let mut statement = db.prepare(
-        "SELECT id, wa_message_id, status, idempotency_key, raw IS NULL FROM messages WHERE direction = 'outbound'",
-    )?;
-    let rows = statement.query_map([], |row| {
-        Ok(Outbound {
-            id: row.get(0)?,
-            wamid: row.get(1)?,
-            status: row.get(2)?,
-            idempotency_key: row.get(3)?,
-            placeholder: row.get(4)?,
-        })
-    })?;
-    for row in rows {
-        outbound.push(row?);
-    }
+    let outbound = &facts.outbound;
     let by_id: HashMap<&str, &Outbound> = outbound.iter().map(|o| (o.id.as_str(), o)).collect();
     let bad: Vec<String> = ledger
         .api_accepted
@@ -168,22 +176,20 @@ pub fn reconcile(path: &Path, ledger: &Inner) -> anyhow::Result<Vec<Check>> {
             )
         })
         .collect();
-    checks.push(Check {
-        name: "statuses left on placeholders (0 expected)",
-        expected: 0,
-        found: placeholders.len() as u64,
-        offenders: placeholders.into_iter().take(5).collect(),
-    });
+    checks.push(none(
+        "statuses left on placeholders (0 expected)",
+        placeholders.len() as u64,
+        placeholders,
+    ));
 
-    let mut recorded: HashSet<(String, String)> = HashSet::new();
-    let mut statement = db.prepare("SELECT subject, status FROM status_events")?;
-    for pair in statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))? {
-        recorded.insert(pair?);
-    }
     let bad = ledger
         .statuses
         .iter()
-        .filter(|(wamid, status)| !recorded.contains(&(wamid.clone(), status.to_string())))
+        .filter(|(wamid, status)| {
+            !facts
+                .statuses
+                .contains(&(wamid.clone(), status.to_string()))
+        })
         .map(|(wamid, status)| format!("{wamid} {status}"))
         .collect();
     checks.push(check(
@@ -192,15 +198,6 @@ pub fn reconcile(path: &Path, ledger: &Inner) -> anyhow::Result<Vec<Check>> {
         bad,
     ));
 
-    let mut media: HashMap<String, Option<String>> = HashMap::new();
-    let mut statement = db.prepare(
-        "SELECT wa_message_id, json_extract(media, '$.object.status') FROM messages
-         WHERE direction = 'inbound' AND type = 'image'",
-    )?;
-    for row in statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))? {
-        let (wamid, status) = row?;
-        media.insert(wamid, status);
-    }
     let images: Vec<&String> = ledger
         .inbound
         .iter()
@@ -210,25 +207,21 @@ pub fn reconcile(path: &Path, ledger: &Inner) -> anyhow::Result<Vec<Check>> {
     let bad = images
         .iter()
         .filter_map(|wamid| {
-            let status = media.get(*wamid).cloned().flatten();
+            let status = facts.image_objects.get(*wamid).cloned().flatten();
             (status.as_deref() != Some("done")).then(|| format!("{wamid}: media {status:?}"))
         })
         .collect();
     checks.push(check("images downloaded and stored", images.len(), bad));
 
-    let dead: i64 = db.query_row("SELECT count(*) FROM dead_letters", [], |row| row.get(0))?;
-    checks.push(Check {
-        name: "dead letters (0 expected)",
-        expected: 0,
-        found: dead as u64,
-        offenders: Vec::new(),
-    });
-    let left: i64 = db.query_row("SELECT count(*) FROM outbox", [], |row| row.get(0))?;
-    checks.push(Check {
-        name: "events left in the outbox (0 expected)",
-        expected: 0,
-        found: left as u64,
-        offenders: Vec::new(),
-    });
-    Ok(checks)
+    checks.push(none(
+        "dead letters (0 expected)",
+        facts.dead_letters,
+        Vec::new(),
+    ));
+    checks.push(none(
+        "events left in the outbox (0 expected)",
+        facts.outbox,
+        Vec::new(),
+    ));
+    checks
 }

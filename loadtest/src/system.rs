@@ -91,11 +91,6 @@ impl System {
         format!("http://127.0.0.1:{}{path}", self.setup.port)
     }
 
-    /// The database file.
-    pub fn database(&self) -> PathBuf {
-        self.setup.data_dir.join("zapfn.db")
-    }
-
     /// The child's pid, if it runs.
     pub fn pid(&self) -> Option<u32> {
         self.child.lock().unwrap().as_ref().map(Child::id)
