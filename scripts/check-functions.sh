@@ -7,7 +7,9 @@
 #
 #   scripts/check-functions.sh [FUNCTION...]      (make deploy-check)
 #
-# Budgets: binaries at most MAX_BINARY_MB MiB (25); the compressed `slim` image
+# Budgets: binaries at most MAX_BINARY_MB MiB (26: a guard against bloat, kept about
+# 1 MiB above the largest binary, media-image; the issue's limit is the image's, and
+# every `slim` binary of ≈ 24 MiB gives a ≈ 20 MB image); the compressed `slim` image
 # (distroless cc-debian12 layers + the binary's layer, scripts/image-size.sh) at
 # most MAX_IMAGE_MB MB (30, 10^6 bytes). The `media` images (Debian slim with
 # FFmpeg, Tesseract, Poppler: infra/functions.tf) have no image budget and are not
@@ -15,7 +17,7 @@
 # packages once a day).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-max_mb=${MAX_BINARY_MB:-25}
+max_mb=${MAX_BINARY_MB:-26}
 max_image_mb=${MAX_IMAGE_MB:-30}
 media=$(awk '/^  function_specs = \{/ { inside = 1; next } inside && /^  \}/ { inside = 0 }
     inside && /^    [a-z-]+ = \{/ { name = $1 } inside && /variant *= *"media"/ { print name }' infra/functions.tf)
@@ -80,7 +82,7 @@ for binary in "$out"/zapfn-*; do
     median=$(printf '%s\n' "${starts[@]:-0}" | sort -n | sed -n 2p)
     printf '%-16s %10.1f %11s %14s %10s\n' "$function" "$(echo "$size / 1048576" | bc -l)" "$image" "${median:-–}" "$rss"
     if [ "$size" -gt $((max_mb * 1048576)) ]; then
-        echo "check-functions: $function is $((size / 1048576)) MB, over the ${max_mb} MB budget" >&2
+        echo "check-functions: $function is $((size / 1048576)) MiB, over the ${max_mb} MiB budget" >&2
         failed=1
     fi
 done
