@@ -66,29 +66,14 @@ async fn customer_writes(
     wamid
 }
 
-/// `wa_id` sends a photo through the sandbox; waits until it is stored; (wamid, object path).
 /// A customer's photo, once stored and thumbnailed: its wamid and the paths of
 /// its two objects (the original and the thumbnail).
 async fn customer_sends_photo(system: &System, wa_id: &str) -> (String, [PathBuf; 2]) {
     let photo = std::fs::read(common::fixture("media/photo.jpg")).unwrap();
-    let seeded: Value = system
-        .http
-        .post(system.url("/sandbox/media?mime_type=image/jpeg"))
-        .body(photo)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let (status, answer) = system
-        .post(
-            "/sandbox/inbound",
-            &json!({ "phone_number_id": PHONE_NUMBER_ID, "from": wa_id, "image": { "id": seeded["id"] } }),
-        )
+    let seeded = system.seed_media(&photo, "mime_type=image/jpeg").await;
+    let wamid = system
+        .customer_sends(wa_id, json!({ "image": { "id": seeded["id"] } }))
         .await;
-    assert_eq!(status, 200, "{answer}");
-    let wamid = answer["wamid"].as_str().unwrap().to_owned();
     let view = eventually(Duration::from_secs(20), "the photo thumbnailed", || async {
         system.message(&wamid).await.filter(|view| {
             view["media"]["object"]["status"] == "done"

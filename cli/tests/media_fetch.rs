@@ -19,28 +19,6 @@ fn photo() -> Vec<u8> {
     std::fs::read(common::fixture("media/photo.jpg")).unwrap()
 }
 
-/// Seeds a file in the sandbox as a customer's media; returns the seed answer.
-async fn seed(system: &System, bytes: &[u8], options: &str) -> Value {
-    let response = system
-        .http
-        .post(system.url(&format!("/sandbox/media?{options}")))
-        .body(bytes.to_vec())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 201);
-    response.json().await.unwrap()
-}
-
-/// The customer sends `kind` media `object` (with the seeded `id`); returns its wamid.
-async fn customer_sends(system: &System, kind: &str, object: Value) -> String {
-    let body = json!({ "phone_number_id": PHONE_NUMBER_ID, "from": CUSTOMER, kind: object });
-    let (status, answer) = system.post("/sandbox/inbound", &body).await;
-    assert_eq!(status, 200, "{answer}");
-    assert_eq!(answer["webhook_status"], 200, "{answer}");
-    answer["wamid"].as_str().unwrap().to_owned()
-}
-
 /// Waits until the message's `media.object.status` is `status`; returns the message view.
 async fn media_status(system: &System, wamid: &str, status: &str) -> Value {
     eventually(
@@ -70,13 +48,13 @@ async fn get_media(system: &System, id: &str) -> reqwest::Response {
 async fn inbound_image_is_stored_and_served_byte_for_byte() {
     let system = start(&[]).await;
     let photo = photo();
-    let seeded = seed(&system, &photo, "mime_type=image/jpeg").await;
-    let wamid = customer_sends(
-        &system,
-        "image",
-        json!({ "id": seeded["id"], "caption": "foto" }),
-    )
-    .await;
+    let seeded = system.seed_media(&photo, "mime_type=image/jpeg").await;
+    let wamid = system
+        .customer_sends(
+            CUSTOMER,
+            json!({"image": { "id": seeded["id"], "caption": "foto" } }),
+        )
+        .await;
 
     let view = media_status(&system, &wamid, "done").await;
     let object = &view["media"]["object"];
@@ -128,8 +106,12 @@ async fn inbound_image_is_stored_and_served_byte_for_byte() {
 #[tokio::test]
 async fn a_corrupted_download_is_refused_with_the_sha256_reason() {
     let system = start(&[]).await;
-    let seeded = seed(&system, &photo(), "mime_type=image/jpeg&corrupt=true").await;
-    let wamid = customer_sends(&system, "image", json!({ "id": seeded["id"] })).await;
+    let seeded = system
+        .seed_media(&photo(), "mime_type=image/jpeg&corrupt=true")
+        .await;
+    let wamid = system
+        .customer_sends(CUSTOMER, json!({"image": { "id": seeded["id"] } }))
+        .await;
 
     let view = media_status(&system, &wamid, "failed").await;
     let object = &view["media"]["object"];
@@ -161,17 +143,23 @@ async fn oversize_and_mislabelled_files_are_refused_with_recorded_reasons() {
     let system = start(&[]).await;
     let mut oversize = photo();
     oversize.resize(5 * 1024 * 1024 + 1, 0);
-    let big = seed(&system, &oversize, "mime_type=image/jpeg").await;
-    let big_wamid = customer_sends(&system, "image", json!({ "id": big["id"] })).await;
-    let png_label = seed(&system, &photo(), "mime_type=image/png").await;
-    let png_wamid = customer_sends(&system, "image", json!({ "id": png_label["id"] })).await;
-    let fake_pdf = seed(&system, b"not really a pdf", "mime_type=application/pdf").await;
-    let pdf_wamid = customer_sends(
-        &system,
-        "document",
-        json!({ "id": fake_pdf["id"], "filename": "../../x.pdf" }),
-    )
-    .await;
+    let big = system.seed_media(&oversize, "mime_type=image/jpeg").await;
+    let big_wamid = system
+        .customer_sends(CUSTOMER, json!({"image": { "id": big["id"] } }))
+        .await;
+    let png_label = system.seed_media(&photo(), "mime_type=image/png").await;
+    let png_wamid = system
+        .customer_sends(CUSTOMER, json!({"image": { "id": png_label["id"] } }))
+        .await;
+    let fake_pdf = system
+        .seed_media(b"not really a pdf", "mime_type=application/pdf")
+        .await;
+    let pdf_wamid = system
+        .customer_sends(
+            CUSTOMER,
+            json!({"document": { "id": fake_pdf["id"], "filename": "../../x.pdf" } }),
+        )
+        .await;
 
     let view = media_status(&system, &big_wamid, "failed").await;
     assert_eq!(view["media"]["object"]["code"], "too_large");
@@ -212,13 +200,12 @@ async fn oversize_and_mislabelled_files_are_refused_with_recorded_reasons() {
 async fn an_expired_url_is_fetched_again_and_a_failing_download_retried() {
     let system = start(&[]).await;
     let photo = photo();
-    let seeded = seed(
-        &system,
-        &photo,
-        "mime_type=image/jpeg&expired_urls=1&unavailable=1",
-    )
-    .await;
-    let wamid = customer_sends(&system, "image", json!({ "id": seeded["id"] })).await;
+    let seeded = system
+        .seed_media(&photo, "mime_type=image/jpeg&expired_urls=1&unavailable=1")
+        .await;
+    let wamid = system
+        .customer_sends(CUSTOMER, json!({"image": { "id": seeded["id"] } }))
+        .await;
 
     let view = media_status(&system, &wamid, "done").await;
     assert_eq!(view["media"]["object"]["sha256"], seeded["sha256"]);
@@ -231,13 +218,13 @@ async fn an_expired_url_is_fetched_again_and_a_failing_download_retried() {
 async fn voice_notes_and_documents_keep_their_details_and_redelivery_stores_once() {
     let system = start(&[]).await;
     let pdf = std::fs::read(common::fixture("media/invoice-2-pages.pdf")).unwrap();
-    let document = seed(&system, &pdf, "mime_type=application/pdf").await;
-    let wamid = customer_sends(
-        &system,
-        "document",
-        json!({ "id": document["id"], "filename": "../fatura\r\nmarço.pdf" }),
-    )
-    .await;
+    let document = system.seed_media(&pdf, "mime_type=application/pdf").await;
+    let wamid = system
+        .customer_sends(
+            CUSTOMER,
+            json!({"document": { "id": document["id"], "filename": "../fatura\r\nmarço.pdf" } }),
+        )
+        .await;
     let view = media_status(&system, &wamid, "done").await;
     let object = view["media"]["object"].clone();
     assert_eq!(object["filename"], "fatura__março.pdf", "a safe file name");
@@ -368,8 +355,10 @@ async fn outbound_image_by_link_is_uploaded_once_and_sent_by_id() {
 async fn a_stored_inbound_image_can_be_forwarded_and_a_voice_note_is_converted() {
     let system = start(&[ALLOW_PRIVATE]).await;
     let photo = photo();
-    let seeded = seed(&system, &photo, "mime_type=image/jpeg").await;
-    let wamid = customer_sends(&system, "image", json!({ "id": seeded["id"] })).await;
+    let seeded = system.seed_media(&photo, "mime_type=image/jpeg").await;
+    let wamid = system
+        .customer_sends(CUSTOMER, json!({"image": { "id": seeded["id"] } }))
+        .await;
     let inbound = media_status(&system, &wamid, "done").await;
 
     let id = send(
@@ -576,8 +565,12 @@ async fn links_to_private_and_metadata_addresses_are_refused_without_the_flag() 
 #[tokio::test]
 async fn a_download_that_keeps_failing_is_recorded_as_failed_when_retries_run_out() {
     let system = start(&[("ZAPFN_MAX_ATTEMPTS", "2")]).await;
-    let seeded = seed(&system, &photo(), "mime_type=image/jpeg&unavailable=10").await;
-    let wamid = customer_sends(&system, "image", json!({ "id": seeded["id"] })).await;
+    let seeded = system
+        .seed_media(&photo(), "mime_type=image/jpeg&unavailable=10")
+        .await;
+    let wamid = system
+        .customer_sends(CUSTOMER, json!({"image": { "id": seeded["id"] } }))
+        .await;
 
     let view = media_status(&system, &wamid, "failed").await;
     let object = &view["media"]["object"];

@@ -12,41 +12,6 @@ use zapfn_mediatools::samples;
 
 const CUSTOMER: &str = "5511988887777";
 
-/// Seeds `bytes` in the sandbox as a customer's media; returns its media id.
-async fn seed(system: &common::System, bytes: Vec<u8>, mime_type: &str) -> String {
-    let response = system
-        .http
-        .post(system.url(&format!("/sandbox/media?mime_type={mime_type}")))
-        .body(bytes)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 201);
-    let seeded: Value = response.json().await.unwrap();
-    seeded["id"].as_str().unwrap().to_owned()
-}
-
-/// The customer sends `message` (e.g. `{"audio": {"id": ..., "voice": true}}`); returns the wamid.
-async fn customer_sends(system: &common::System, message: Value) -> String {
-    let mut inbound = json!({"phone_number_id": common::PHONE_NUMBER_ID, "from": CUSTOMER});
-    inbound
-        .as_object_mut()
-        .unwrap()
-        .extend(message.as_object().unwrap().clone());
-    let answer: Value = system
-        .http
-        .post(system.url("/sandbox/inbound"))
-        .json(&inbound)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(answer["webhook_status"], 200, "{answer}");
-    answer["wamid"].as_str().unwrap().to_owned()
-}
-
 /// Waits until `media.<kind>` of message `wamid` is done or failed; returns it.
 async fn processed(system: &common::System, wamid: &str, kind: &str) -> Value {
     common::eventually(
@@ -77,8 +42,13 @@ async fn a_voice_note_is_fetched_transcribed_and_answered_like_typed_text() {
         "order",
         "good morning I would like to order a pizza",
     );
-    let id = seed(&system, std::fs::read(ogg).unwrap(), "audio/ogg").await;
-    let wamid = customer_sends(&system, json!({"audio": {"id": id, "voice": true}})).await;
+    let id = system
+        .seed_media(&std::fs::read(ogg).unwrap(), "mime_type=audio/ogg")
+        .await["id"]
+        .clone();
+    let wamid = system
+        .customer_sends(CUSTOMER, json!({"audio": {"id": id, "voice": true}}))
+        .await;
 
     let audio = processed(&system, &wamid, "audio").await;
     assert_eq!(audio["status"], "done", "{audio}");
@@ -110,8 +80,13 @@ async fn an_image_gets_a_thumbnail_and_its_text() {
     let system = common::start(&[]).await;
     let media_dir = tempfile::tempdir().unwrap();
     let png = samples::text_image(media_dir.path(), "sign", 900, 220, &["Entrega grátis hoje"]);
-    let id = seed(&system, std::fs::read(png).unwrap(), "image/png").await;
-    let wamid = customer_sends(&system, json!({"image": {"id": id}})).await;
+    let id = system
+        .seed_media(&std::fs::read(png).unwrap(), "mime_type=image/png")
+        .await["id"]
+        .clone();
+    let wamid = system
+        .customer_sends(CUSTOMER, json!({"image": {"id": id}}))
+        .await;
 
     let image = processed(&system, &wamid, "image").await;
     assert_eq!(image["status"], "done", "{image}");

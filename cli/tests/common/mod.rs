@@ -169,6 +169,36 @@ impl System {
         wamid
     }
 
+    /// Seeds `bytes` as a customer's media in the Graph API sandbox (`query`:
+    /// e.g. `mime_type=image/jpeg`, plus fault options); the sandbox's answer
+    /// (`id`, …).
+    pub async fn seed_media(&self, bytes: &[u8], query: &str) -> Value {
+        let response = self
+            .http
+            .post(self.url(&format!("/sandbox/media?{query}")))
+            .body(bytes.to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+        response.json().await.unwrap()
+    }
+
+    /// The sandbox plays customer `from` sending `message` (the type's fields of
+    /// Meta's message object, e.g. `{"image": {"id": …}}`) to the test number;
+    /// asserts the signed webhook got its 200; returns the wamid.
+    pub async fn customer_sends(&self, from: &str, message: Value) -> String {
+        let mut inbound = serde_json::json!({"phone_number_id": PHONE_NUMBER_ID, "from": from});
+        inbound
+            .as_object_mut()
+            .unwrap()
+            .extend(message.as_object().expect("a JSON object").clone());
+        let (status, answer) = self.post("/sandbox/inbound", &inbound).await;
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(answer["webhook_status"], 200, "{answer}");
+        answer["wamid"].as_str().unwrap().to_owned()
+    }
+
     /// Queues a text to `to` through the send API; returns the zapfn id.
     pub async fn send_text(&self, to: &str, body: &str) -> String {
         let request = serde_json::json!({
