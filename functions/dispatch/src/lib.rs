@@ -9,10 +9,12 @@
 //! - a message that already has a wamid is never sent again, and one whose
 //!   send may have reached Meta (a crash or timeout mid-send) is re-sent only
 //!   after the reconcile window passes without a status webhook naming it
-//!   (zapfn puts its message id in `biz_opaque_callback_data`, which Meta echoes).
+//!   (zapfn puts its message id in `biz_opaque_callback_data`, which Meta
+//!   echoes) and every status received in that window has been applied.
 
 mod limiter;
 mod media;
+mod resend;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -107,16 +109,24 @@ impl Dispatcher {
             return Settlement::Ack;
         }
         if let Some(started) = message.dispatch_started_at {
-            let waited = Duration::from_secs(
-                chrono::Utc::now()
-                    .timestamp()
-                    .saturating_sub(started)
-                    .max(0) as u64,
-            );
-            if waited < self.reconcile_window {
-                return Settlement::Defer {
-                    after: self.reconcile_window - waited,
-                };
+            let now_ms = chrono::Utc::now().timestamp_millis();
+            match resend::wait_before_resend(
+                self.store.as_ref(),
+                started.saturating_mul(1000),
+                self.reconcile_window,
+                now_ms,
+            )
+            .await
+            {
+                Ok(Some(after)) => return Settlement::Defer { after },
+                Ok(None) => {}
+                Err(error) => return self.retry(delivery, error.to_string()),
+            }
+            // A status applied while the backlog was looked at names the send.
+            match self.store.outbound(&message.id).await {
+                Ok(Some(now)) if now.wamid.is_none() && now.status == "queued" => {}
+                Ok(_) => return Settlement::Ack,
+                Err(error) => return self.retry(delivery, error.to_string()),
             }
             tracing::warn!(message_id = %message.id, "an earlier send got no answer and no status webhook; sending again");
         }

@@ -42,7 +42,8 @@ pub struct Config {
     /// First retry delay; doubles each attempt (`ZAPFN_RETRY_BASE_MS`, default 1000).
     pub retry_base: Duration,
     /// How long a send that may have reached Meta (crash or timeout mid-send) waits for a
-    /// status webhook naming it before being sent again (`ZAPFN_RECONCILE_SECONDS`, default 30).
+    /// status webhook naming it before being sent again (`ZAPFN_RECONCILE_SECONDS`, default 30);
+    /// longer while statuses received in that time are still waiting to be applied.
     pub reconcile_window: Duration,
     /// Bootstrap API key (`ZAPFN_API_KEY`).
     pub bootstrap_api_key: Option<String>,

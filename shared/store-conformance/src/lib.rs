@@ -229,6 +229,7 @@ macro_rules! conformance_tests {
             release_leases_delivers_in_flight_events_again,
             concurrent_claims_never_lease_one_event_twice,
             queue_depths_count_pending_and_dead_letters,
+            oldest_pending_is_the_oldest_event_of_the_topic_until_it_is_settled,
             dead_letter_keeps_a_pushed_event,
             annotate_media_publishes_once_per_changed_value,
             conversation_messages_pages_cover_every_message_once_newest_first,

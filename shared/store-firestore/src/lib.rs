@@ -64,7 +64,7 @@
 //!
 //! | query | index |
 //! |---|---|
-//! | claim and sweep: `outbox` where `topic ==`, `head == true`, `due_at_ms <=` now (minus the idle time), by `created_at_ms`, `due_at_ms` | composite (topic, head, created_at_ms, due_at_ms) |
+//! | claim and sweep: `outbox` where `topic ==`, `head == true`, `due_at_ms <=` now (minus the idle time), by `created_at_ms`, `due_at_ms`; the oldest pending event, without the `due_at_ms` filter | composite (topic, head, created_at_ms, due_at_ms) |
 //! | a conversation's messages: `messages` where `conversation_id ==`, by `timestamp desc`, `id desc` | composite |
 //! | one number's conversations: by `last_message_at desc`, `id desc` | composite |
 //! | all conversations (collection group, `store ==` prefix), optionally `wa_id ==` | two composites |
@@ -708,6 +708,10 @@ impl Store for FirestoreStore {
 
     async fn queue_depths(&self) -> Result<QueueDepths> {
         outbox::depths(self.db(), self.layout()).await
+    }
+
+    async fn oldest_pending_ms(&self, topic: &str) -> Result<Option<i64>> {
+        outbox::oldest_pending_ms(self.db(), self.layout(), topic).await
     }
 
     async fn erase_messages(&self, ids: &[String]) -> Result<Erased> {

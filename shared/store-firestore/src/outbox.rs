@@ -141,6 +141,33 @@ pub(crate) async fn due_heads(
     Ok(due.iter().map(|doc| doc_id(doc).to_owned()).collect())
 }
 
+/// When the oldest event of `topic` was published: the oldest head (an event
+/// behind an ordering key is newer than its head), through the claim's index.
+pub(crate) async fn oldest_pending_ms(
+    db: &FirestoreDb,
+    layout: &Layout,
+    topic: &str,
+) -> Result<Option<i64>> {
+    let oldest: Vec<EventDoc> = db
+        .fluent()
+        .select()
+        .from(collections::OUTBOX)
+        .parent(layout.root())
+        .filter(|q| q.for_all([q.field("topic").eq(topic), q.field("head").eq(true)]))
+        .order(|o| {
+            o.fields([
+                o.field("created_at_ms").ascending(),
+                o.field("due_at_ms").ascending(),
+            ])
+        })
+        .limit(1)
+        .obj()
+        .query()
+        .await
+        .map_err(store_error)?;
+    Ok(oldest.first().map(|event| event.created_at_ms))
+}
+
 /// Leases those of `ids` that are still heads of `topic` due for `idle` (zero:
 /// due now), in that order. The leased ones become this handle's own events
 /// (due again when the lease ends); ids that are gone, not heads or leased by

@@ -329,6 +329,11 @@ impl Store for PostgresStore {
         Ok(outbox::depths(&client).await?)
     }
 
+    async fn oldest_pending_ms(&self, topic: &str) -> Result<Option<i64>> {
+        let client = self.pool.get().await.map_err(Failure::from)?;
+        Ok(outbox::oldest_pending_ms(&client, topic).await?)
+    }
+
     async fn erase_messages(&self, ids: &[String]) -> Result<Erased> {
         let ids: Vec<String> = ids.iter().map(|id| storable_text(id)).collect();
         transaction!(self.pool, |tx| contacts::erase_messages(tx, &ids))

@@ -210,3 +210,17 @@ pub(crate) async fn depths(db: &impl GenericClient) -> DbResult<QueueDepths> {
     depths.dead_letters = dead.map_or(0, |row| row.get::<_, i64>(0) as u64);
     Ok(depths)
 }
+
+/// When the oldest event of `topic` was published (ids grow with publishing).
+pub(crate) async fn oldest_pending_ms(
+    db: &impl GenericClient,
+    topic: &str,
+) -> DbResult<Option<i64>> {
+    let row = query_opt(
+        db,
+        "SELECT created_at_ms FROM outbox WHERE topic = $1 ORDER BY id LIMIT 1",
+        &[&topic],
+    )
+    .await?;
+    Ok(row.map(|row| row.get(0)))
+}

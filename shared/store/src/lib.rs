@@ -216,6 +216,12 @@ pub trait Store: Send + Sync + 'static {
     /// Events waiting (or in flight) per topic, and dead letters.
     async fn queue_depths(&self) -> Result<QueueDepths>;
 
+    /// When the oldest event of `topic` still in the outbox (waiting or in
+    /// flight) was published, in ms since the epoch; `None` when none is. In
+    /// process the bus settles events here; deployed, a relay removes an event
+    /// once it has forwarded it.
+    async fn oldest_pending_ms(&self, topic: &str) -> Result<Option<i64>>;
+
     /// Deletes these messages (by zapfn id; unknown ids are skipped), their
     /// status history, and the queued events and dead letters that name them
     /// (by `message_id`, or a status by wamid). Their media objects are the

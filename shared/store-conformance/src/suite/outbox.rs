@@ -639,6 +639,70 @@ pub async fn queue_depths_count_pending_and_dead_letters(backend: Backend) {
     assert_eq!(depths.dead_letters, 1);
 }
 
+pub async fn oldest_pending_is_the_oldest_event_of_the_topic_until_it_is_settled(backend: Backend) {
+    let store = backend.store().await;
+    let now_ms = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64
+    };
+    assert_eq!(
+        store.oldest_pending_ms(topics::STATUSES).await.unwrap(),
+        None
+    );
+
+    let before_first = now_ms();
+    store.ingest(parse(STATUS_SENT)).await.unwrap();
+    let after_first = now_ms();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    store.ingest(parse(STATUS_DELIVERED)).await.unwrap();
+    store
+        .ingest(texts(PNID, MARIA, &[("wamid.M1", 10)]))
+        .await
+        .unwrap();
+    let first = store
+        .oldest_pending_ms(topics::STATUSES)
+        .await
+        .unwrap()
+        .expect("two statuses wait");
+    assert!(
+        (before_first..=after_first).contains(&first),
+        "{first} is when the first status was published ({before_first}..={after_first})"
+    );
+
+    let mut claimed = store.claim(topics::STATUSES, 10, LEASE).await.unwrap();
+    assert_eq!(claimed.len(), 2);
+    assert_eq!(
+        store.oldest_pending_ms(topics::STATUSES).await.unwrap(),
+        Some(first),
+        "an event in flight is not applied yet"
+    );
+    claimed.sort_by_key(|delivery| delivery.payload["status"].as_str() != Some("sent"));
+    store.settle(&claimed[0], Settlement::Ack).await.unwrap();
+    let second = store
+        .oldest_pending_ms(topics::STATUSES)
+        .await
+        .unwrap()
+        .expect("the second status still waits");
+    assert!(
+        second > first,
+        "{second} is the later status's, after {first}"
+    );
+
+    store.settle(&claimed[1], Settlement::Ack).await.unwrap();
+    assert_eq!(
+        store.oldest_pending_ms(topics::STATUSES).await.unwrap(),
+        None,
+        "the message event of another topic does not count"
+    );
+    assert!(store
+        .oldest_pending_ms(topics::MESSAGES)
+        .await
+        .unwrap()
+        .is_some());
+}
+
 pub async fn dead_letter_keeps_a_pushed_event(backend: Backend) {
     let store = backend.store().await;
     store

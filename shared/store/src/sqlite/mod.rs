@@ -425,6 +425,13 @@ impl Store for SqliteStore {
         self.readers.read(outbox::depths).await
     }
 
+    async fn oldest_pending_ms(&self, topic: &str) -> Result<Option<i64>> {
+        let topic = topic.to_owned();
+        self.readers
+            .read(move |conn| outbox::oldest_pending_ms(conn, &topic))
+            .await
+    }
+
     async fn erase_messages(&self, ids: &[String]) -> Result<Erased> {
         let ids = ids.to_vec();
         self.writer

@@ -183,3 +183,11 @@ pub(crate) fn depths(conn: &Connection) -> Result<QueueDepths> {
         .query_row([], |r| r.get(0))?;
     Ok(depths)
 }
+
+/// When the oldest event of `topic` was published (ids grow with publishing).
+pub(crate) fn oldest_pending_ms(conn: &Connection, topic: &str) -> Result<Option<i64>> {
+    Ok(conn
+        .prepare_cached("SELECT created_at_ms FROM outbox WHERE topic = ?1 ORDER BY id LIMIT 1")?
+        .query_row([topic], |row| row.get(0))
+        .optional()?)
+}
