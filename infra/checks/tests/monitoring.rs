@@ -51,6 +51,27 @@ fn alert_thresholds_are_the_seeds() {
     );
 }
 
+/// The statuses alert fires at the dispatcher's reconcile window, on the
+/// status function's subscription (`{function}-{topic}` in the pubsub module).
+#[test]
+fn status_delay_alert_is_the_reconcile_window_on_the_statuses_subscription() {
+    let config = read("shared/runtime/src/config.rs");
+    let default = config
+        .split("number(\"ZAPFN_RECONCILE_SECONDS\", ")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .and_then(|n| n.parse::<f64>().ok())
+        .expect("ZAPFN_RECONCILE_SECONDS default in config.rs");
+    let policy = policy("status_delay");
+    assert_eq!(thresholds(&policy), [default]);
+    let filter = text(&policy["conditions"]["condition_threshold"]["filter"]);
+    assert!(
+        filter.contains("subscription/oldest_unacked_message_age"),
+        "{filter}"
+    );
+    assert!(filter.contains("-status-statuses"), "{filter}");
+}
+
 #[test]
 fn dashboard_parses_and_shows_the_seeds_charts() {
     let source = read("infra/modules/monitoring/dashboard.json");

@@ -242,6 +242,37 @@ resource "google_monitoring_alert_policy" "backlog" {
   }
 }
 
+# A send that may have reached Meta is sent again after ZAPFN_RECONCILE_SECONDS (30 s)
+# without a status naming it. The dispatcher waits longer for statuses still in the
+# outbox, but not for those already forwarded to Pub/Sub: a statuses backlog older
+# than the window there can make it send twice.
+resource "google_monitoring_alert_policy" "status_delay" {
+  project               = var.project_id
+  display_name          = "zapfn: statuses applied > 30 s late"
+  combiner              = "OR"
+  notification_channels = local.channels
+
+  documentation {
+    mime_type = "text/markdown"
+    content   = "The oldest status update waiting in the status function's subscription is older than the 30 s reconcile window (ZAPFN_RECONCILE_SECONDS). A send whose answer was lost in a crash or timeout may then be sent twice. Look at the status function's errors and instance limit."
+  }
+
+  conditions {
+    display_name = "statuses subscription oldest unacked message age > 30 s"
+    condition_threshold {
+      filter          = "metric.type = \"pubsub.googleapis.com/subscription/oldest_unacked_message_age\" AND resource.type = \"pubsub_subscription\" AND resource.labels.subscription_id = \"${var.name_prefix}-status-statuses\""
+      comparison      = "COMPARISON_GT"
+      threshold_value = 30
+      duration        = "60s"
+
+      aggregations {
+        alignment_period   = "60s"
+        per_series_aligner = "ALIGN_MAX"
+      }
+    }
+  }
+}
+
 resource "google_monitoring_alert_policy" "dead_letters" {
   project               = var.project_id
   display_name          = "zapfn: dead letters"
