@@ -172,6 +172,33 @@ async fn a_journaled_body_that_is_not_a_notification_is_kept_raw() {
     assert_eq!(kept, "{\"object\": not json");
 }
 
+/// A batch is stored in one savepoint; a bad record in it undoes the batch,
+/// which is then stored record by record: the good ones once each.
+#[tokio::test]
+async fn a_bad_record_mid_batch_leaves_the_others_stored_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (before, first) = text_webhook(MARIA, "antes");
+    let (after, second) = text_webhook(MARIA, "depois");
+    write_segment(dir.path(), 1, &[&first, b"[1, 2", &second], false);
+    let store = open(&dir, SqliteOptions::default());
+    assert!(store.flush_webhooks(FLUSH).await);
+    for wamid in [&before, &after] {
+        assert!(store.message(wamid).await.unwrap().is_some(), "{wamid}");
+    }
+    assert_eq!(inbound_rows(store.path()), 2);
+    let db = Connection::open(store.path()).unwrap();
+    let count = |sql: &str| -> i64 { db.query_row(sql, [], |row| row.get(0)).unwrap() };
+    assert_eq!(
+        count("SELECT count(*) FROM outbox WHERE topic = 'messages'"),
+        2,
+        "one event per message"
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM raw_events WHERE kind = 'unstored_webhook'"),
+        1
+    );
+}
+
 #[tokio::test]
 async fn a_second_opener_of_the_file_stores_webhooks_itself() {
     let dir = tempfile::tempdir().unwrap();

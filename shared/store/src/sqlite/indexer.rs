@@ -19,7 +19,7 @@ use tokio::sync::Notify;
 use zapfn_whatsapp::webhook::{self, RawEvent};
 
 use super::journal::{self, Position, Reader, Shared};
-use super::writer::Writer;
+use super::writer::{run_cached, Writer};
 use super::{ingest, now_ms};
 use crate::{Result, StoreError};
 
@@ -143,20 +143,40 @@ impl Indexer {
     }
 }
 
-/// Stores `records` and the position after them, in the caller's transaction.
+/// Stores `records` and the position after them, in the caller's transaction:
+/// all in one savepoint, or, when one of them cannot be stored, each in its own
+/// (a savepoint per record costs more than the rest of storing it).
 fn store_batch(conn: &Connection, records: &[Vec<u8>], next: Position) -> Result<()> {
+    run_cached(conn, "SAVEPOINT batch")?;
+    match records.iter().try_for_each(|body| store_record(conn, body)) {
+        Ok(()) => run_cached(conn, "RELEASE batch")?,
+        Err(error) if is_storage_failure(&error) => return Err(error),
+        Err(_) => {
+            run_cached(conn, "ROLLBACK TO batch")?;
+            run_cached(conn, "RELEASE batch")?;
+            store_each(conn, records)?;
+        }
+    }
+    conn.prepare_cached(
+        "INSERT INTO journal_position (id, segment, offset) VALUES (1, ?1, ?2)
+         ON CONFLICT (id) DO UPDATE SET segment = excluded.segment, offset = excluded.offset",
+    )?
+    .execute(params![next.segment as i64, next.offset as i64])?;
+    Ok(())
+}
+
+/// Stores each record in its own savepoint; one that cannot be stored as a
+/// notification is kept whole in `raw_events`, with the reason logged.
+fn store_each(conn: &Connection, records: &[Vec<u8>]) -> Result<()> {
     let now = now_ms();
     for body in records {
-        conn.execute_batch("SAVEPOINT webhook")?;
-        let stored = match webhook::parse(body) {
-            Ok(notification) => ingest::ingest(conn, &notification).map(drop),
-            Err(error) => Err(StoreError::Invalid(format!("not JSON: {error}"))),
-        };
-        match stored {
-            Ok(()) => conn.execute_batch("RELEASE webhook")?,
+        run_cached(conn, "SAVEPOINT webhook")?;
+        match store_record(conn, body) {
+            Ok(()) => run_cached(conn, "RELEASE webhook")?,
             Err(error) if is_storage_failure(&error) => return Err(error),
             Err(error) => {
-                conn.execute_batch("ROLLBACK TO webhook; RELEASE webhook")?;
+                run_cached(conn, "ROLLBACK TO webhook")?;
+                run_cached(conn, "RELEASE webhook")?;
                 tracing::error!(%error, bytes = body.len(), "webhook kept raw: it could not be stored as a notification");
                 let kept = RawEvent {
                     phone_number_id: None,
@@ -167,12 +187,15 @@ fn store_batch(conn: &Connection, records: &[Vec<u8>], next: Position) -> Result
             }
         }
     }
-    conn.prepare_cached(
-        "INSERT INTO journal_position (id, segment, offset) VALUES (1, ?1, ?2)
-         ON CONFLICT (id) DO UPDATE SET segment = excluded.segment, offset = excluded.offset",
-    )?
-    .execute(params![next.segment as i64, next.offset as i64])?;
     Ok(())
+}
+
+/// Parses and stores one journaled body.
+fn store_record(conn: &Connection, body: &[u8]) -> Result<()> {
+    match webhook::parse(body) {
+        Ok(notification) => ingest::ingest(conn, &notification).map(drop),
+        Err(error) => Err(StoreError::Invalid(format!("not JSON: {error}"))),
+    }
 }
 
 /// Whether `error` is the storage failing (retry later) rather than the data.

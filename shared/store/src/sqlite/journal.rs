@@ -58,8 +58,8 @@ struct Append {
 pub(crate) struct Shared {
     dir: PathBuf,
     /// The end of what is written (appended and acknowledged).
-    end: Mutex<Position>,
-    /// Signalled when `end` moves, or on stop.
+    end: Mutex<End>,
+    /// Signalled when the end moves while the indexer waits, or on stop.
     moved: Condvar,
     /// How far the indexer has stored (and committed) records.
     indexed: watch::Sender<Position>,
@@ -67,6 +67,13 @@ pub(crate) struct Shared {
     stopped: Mutex<bool>,
     /// Refuse appends while the indexer is this many bytes behind.
     max_backlog: u64,
+}
+
+/// The end of the written records, and whether the indexer waits for it to
+/// move (only then does an append pay for a wake-up).
+struct End {
+    at: Position,
+    watched: bool,
 }
 
 /// The append side of the journal (one per owning process).
@@ -108,7 +115,10 @@ impl Journal {
         };
         let shared = Arc::new(Shared {
             dir: dir.to_path_buf(),
-            end: Mutex::new(start),
+            end: Mutex::new(End {
+                at: start,
+                watched: false,
+            }),
             moved: Condvar::new(),
             indexed: watch::channel(Position::default()).0,
             stopped: Mutex::new(false),
@@ -194,18 +204,20 @@ impl Drop for Journal {
 impl Shared {
     /// The end of the written records.
     pub(crate) fn end(&self) -> Position {
-        *lock(&self.end)
+        lock(&self.end).at
     }
 
     /// Blocks until the end is past `at` (returned), or `timeout` passes, or
     /// the journal stops (None).
     pub(crate) fn wait_past(&self, at: Position, timeout: Duration) -> Option<Position> {
-        let end = lock(&self.end);
-        let (end, _) = self
+        let mut end = lock(&self.end);
+        end.watched = true;
+        let (mut end, _) = self
             .moved
-            .wait_timeout_while(end, timeout, |end| *end <= at && !self.is_stopped())
+            .wait_timeout_while(end, timeout, |end| end.at <= at && !self.is_stopped())
             .unwrap_or_else(|e| e.into_inner());
-        (!self.is_stopped()).then_some(*end)
+        end.watched = false;
+        (!self.is_stopped()).then_some(end.at)
     }
 
     /// Records how far the indexer has stored (readers waiting on it wake).
@@ -235,8 +247,11 @@ impl Shared {
     }
 
     fn advance(&self, to: Position) {
-        *lock(&self.end) = to;
-        self.moved.notify_all();
+        let mut end = lock(&self.end);
+        end.at = to;
+        if end.watched {
+            self.moved.notify_all();
+        }
     }
 }
 

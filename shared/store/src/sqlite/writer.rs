@@ -146,6 +146,6 @@ fn end_savepoint(conn: &Connection, ok: bool) -> rusqlite::Result<()> {
 }
 
 /// Runs a parameterless statement through the statement cache (no re-parsing).
-fn run_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+pub(crate) fn run_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(sql)?.execute([]).map(|_| ())
 }
