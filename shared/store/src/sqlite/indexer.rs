@@ -109,6 +109,25 @@ impl Indexer {
         }
     }
 
+    /// Stores `records` with `how` as one bulk write job, with the journal
+    /// position after them.
+    fn store(
+        &self,
+        records: &Arc<Vec<Vec<u8>>>,
+        next: Position,
+        how: fn(&Connection, &[Vec<u8>]) -> Result<()>,
+    ) -> Result<()> {
+        let (journal, records) = (self.journal.clone(), records.clone());
+        self.writer.write_bulk_blocking(move |conn| {
+            // A store closed meanwhile leaves the batch to the next opener.
+            if journal.is_stopped() {
+                return Err(StoreError::Closed);
+            }
+            how(conn, &records)?;
+            record_position(conn, next)
+        })
+    }
+
     /// Reads and stores the next batch before `end`.
     fn index_next(&mut self, reader: &mut Reader, end: Position) -> Result<()> {
         let before = reader.position();
@@ -125,14 +144,12 @@ impl Indexer {
             self.journal.set_indexed(next);
             return Ok(());
         }
-        let journal = self.journal.clone();
-        self.writer.write_blocking(move |conn| {
-            // A store closed meanwhile leaves the batch to the next opener.
-            if journal.is_stopped() {
-                return Err(StoreError::Closed);
-            }
-            store_batch(conn, &records, next)
-        })?;
+        let records = Arc::new(records);
+        let stored = self.store(&records, next, store_all);
+        match stored {
+            Err(error) if !is_storage_failure(&error) => self.store(&records, next, store_each)?,
+            stored => stored?,
+        }
         self.published.notify_waiters();
         if next.segment > self.committed.segment {
             journal::remove_before(self.journal.dir(), next.segment)?;
@@ -143,20 +160,14 @@ impl Indexer {
     }
 }
 
-/// Stores `records` and the position after them, in the caller's transaction:
-/// all in one savepoint, or, when one of them cannot be stored, each in its own
-/// (a savepoint per record costs more than the rest of storing it).
-fn store_batch(conn: &Connection, records: &[Vec<u8>], next: Position) -> Result<()> {
-    run_cached(conn, "SAVEPOINT batch")?;
-    match records.iter().try_for_each(|body| store_record(conn, body)) {
-        Ok(()) => run_cached(conn, "RELEASE batch")?,
-        Err(error) if is_storage_failure(&error) => return Err(error),
-        Err(_) => {
-            run_cached(conn, "ROLLBACK TO batch")?;
-            run_cached(conn, "RELEASE batch")?;
-            store_each(conn, records)?;
-        }
-    }
+/// Stores every record, or fails on the first that cannot be stored (the
+/// writer then undoes them all: the job has no savepoint of its own).
+fn store_all(conn: &Connection, records: &[Vec<u8>]) -> Result<()> {
+    records.iter().try_for_each(|body| store_record(conn, body))
+}
+
+/// Records that the journal is stored up to `next`.
+fn record_position(conn: &Connection, next: Position) -> Result<()> {
     conn.prepare_cached(
         "INSERT INTO journal_position (id, segment, offset) VALUES (1, ?1, ?2)
          ON CONFLICT (id) DO UPDATE SET segment = excluded.segment, offset = excluded.offset",

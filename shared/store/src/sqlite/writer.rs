@@ -1,6 +1,12 @@
 //! Group commit: one thread owns the write connection and runs every queued
 //! write job of a moment in a single transaction, each job in its own savepoint
 //! (a failing job rolls back alone), then answers every caller after COMMIT.
+//!
+//! The first job of a transaction needs no savepoint: if it fails, the
+//! transaction is rolled back and begun again, before anything else is in it.
+//! That matters for large jobs: inside a savepoint SQLite copies every page a
+//! job modifies into the sub-journal first. So a bulk job (the webhook
+//! indexer's batches) is put first in its transaction.
 
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
@@ -15,10 +21,16 @@ type Finish = Box<dyn FnOnce(Result<()>) + Send>;
 /// whether it succeeded, plus how to answer its caller once the commit is known.
 type Job = Box<dyn FnOnce(Option<&Connection>) -> (bool, Finish) + Send>;
 
+/// A job and whether it goes first in its transaction.
+struct Queued {
+    job: Job,
+    bulk: bool,
+}
+
 /// Handle to the writer thread.
 #[derive(Clone)]
 pub(crate) struct Writer {
-    jobs: mpsc::Sender<Job>,
+    jobs: mpsc::Sender<Queued>,
 }
 
 impl Writer {
@@ -39,19 +51,26 @@ impl Writer {
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
         let (job, answer) = job(work);
-        self.jobs.send(job).await.map_err(|_| StoreError::Closed)?;
+        let queued = Queued { job, bulk: false };
+        self.jobs
+            .send(queued)
+            .await
+            .map_err(|_| StoreError::Closed)?;
         answer.await.map_err(|_| StoreError::Closed)?
     }
 
-    /// As [`Writer::write`], from a thread outside the async runtime.
-    pub(crate) fn write_blocking<T, F>(&self, work: F) -> Result<T>
+    /// As [`Writer::write`] for a large job, from a thread outside the async
+    /// runtime: it runs first in its transaction, without a savepoint, and a
+    /// failure undoes all of it.
+    pub(crate) fn write_bulk_blocking<T, F>(&self, work: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
         let (job, answer) = job(work);
+        let queued = Queued { job, bulk: true };
         self.jobs
-            .blocking_send(job)
+            .blocking_send(queued)
             .map_err(|_| StoreError::Closed)?;
         answer.blocking_recv().map_err(|_| StoreError::Closed)?
     }
@@ -82,7 +101,7 @@ where
     }
 }
 
-fn run(conn: Connection, mut receiver: mpsc::Receiver<Job>) {
+fn run(conn: Connection, mut receiver: mpsc::Receiver<Queued>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = receiver.blocking_recv() {
         batch.push(first);
@@ -97,24 +116,40 @@ fn run(conn: Connection, mut receiver: mpsc::Receiver<Job>) {
 }
 
 /// Runs a batch in one transaction and answers every job with the commit result.
-fn commit_batch(conn: &Connection, batch: &mut Vec<Job>) -> Result<()> {
+fn commit_batch(conn: &Connection, batch: &mut Vec<Queued>) -> Result<()> {
+    // Jobs of one moment come from different callers (each waits for its
+    // commit), so their order within the transaction is free.
+    batch.sort_by_key(|queued| !queued.bulk);
     if let Err(error) = run_cached(conn, "BEGIN IMMEDIATE") {
-        tracing::error!(%error, "could not begin a write transaction");
-        for job in batch.drain(..) {
-            let (_, finish) = job(None);
-            finish(Err(StoreError::Unavailable(error.to_string())));
-        }
+        refuse(batch.drain(..), &error);
         return Err(StoreError::Unavailable(error.to_string()));
     }
     let mut finishers = Vec::with_capacity(batch.len());
-    for job in batch.drain(..) {
-        let savepoint = run_cached(conn, "SAVEPOINT job");
+    let mut first = true;
+    let mut jobs = batch.drain(..);
+    while let Some(Queued { job, .. }) = jobs.next() {
+        let savepoint = (!first).then(|| run_cached(conn, "SAVEPOINT job"));
         // A panicking job loses its own answer (its caller sees `Closed`), not the writer.
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(Some(conn))));
         let ok = matches!(outcome, Ok((true, _)));
-        if savepoint.is_ok() {
-            if let Err(error) = end_savepoint(conn, ok) {
-                tracing::error!(%error, "savepoint end failed");
+        match savepoint {
+            Some(Ok(())) => {
+                if let Err(error) = end_savepoint(conn, ok) {
+                    tracing::error!(%error, "savepoint end failed");
+                }
+            }
+            Some(Err(_)) => {}
+            None if ok => first = false,
+            None => {
+                let _ = run_cached(conn, "ROLLBACK");
+                if let Err(error) = run_cached(conn, "BEGIN IMMEDIATE") {
+                    refuse(jobs, &error);
+                    finishers.extend(outcome.ok().map(|(_, finish)| finish));
+                    for finish in finishers {
+                        finish(Err(StoreError::Unavailable(error.to_string())));
+                    }
+                    return Err(StoreError::Unavailable(error.to_string()));
+                }
             }
         }
         match outcome {
@@ -137,6 +172,15 @@ fn commit_batch(conn: &Connection, batch: &mut Vec<Job>) -> Result<()> {
     result
 }
 
+/// Answers every job of `batch` with `error` (no transaction could begin).
+fn refuse(batch: impl Iterator<Item = Queued>, error: &rusqlite::Error) {
+    tracing::error!(%error, "could not begin a write transaction");
+    for queued in batch {
+        let (_, finish) = (queued.job)(None);
+        finish(Err(StoreError::Unavailable(error.to_string())));
+    }
+}
+
 /// Keeps a job's writes (`ok`) or undoes them.
 fn end_savepoint(conn: &Connection, ok: bool) -> rusqlite::Result<()> {
     if !ok {
@@ -148,4 +192,69 @@ fn end_savepoint(conn: &Connection, ok: bool) -> rusqlite::Result<()> {
 /// Runs a parameterless statement through the statement cache (no re-parsing).
 pub(crate) fn run_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(sql)?.execute([]).map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table() -> (tempfile::TempDir, Connection) {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = Connection::open(dir.path().join("w.db")).unwrap();
+        conn.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (v TEXT NOT NULL UNIQUE)")
+            .unwrap();
+        (dir, conn)
+    }
+
+    /// A job inserting `value`, or inserting it and then failing.
+    fn insert(value: &'static str, fail: bool) -> (Queued, oneshot::Receiver<Result<()>>) {
+        let (job, answer) = job(move |conn: &Connection| {
+            conn.execute("INSERT INTO t (v) VALUES (?1)", [value])?;
+            match fail {
+                true => Err(StoreError::Invalid(format!("{value} refused"))),
+                false => Ok(()),
+            }
+        });
+        (Queued { job, bulk: false }, answer)
+    }
+
+    /// The values in `order`.
+    fn values(conn: &Connection, order: &str) -> Vec<String> {
+        let mut statement = conn
+            .prepare(&format!("SELECT v FROM t ORDER BY {order}"))
+            .unwrap();
+        let rows = statement.query_map([], |row| row.get(0)).unwrap();
+        rows.map(Result::unwrap).collect()
+    }
+
+    /// Each failing job is undone alone, the first (run without a savepoint)
+    /// as well as later ones; the others commit together.
+    #[test]
+    fn a_failing_job_is_undone_alone_first_or_not() {
+        let (_dir, conn) = table();
+        let (mut batch, mut answers) = (Vec::new(), Vec::new());
+        for (value, fail) in [("a", true), ("b", false), ("c", true), ("d", false)] {
+            let (queued, answer) = insert(value, fail);
+            batch.push(queued);
+            answers.push(answer);
+        }
+        commit_batch(&conn, &mut batch).unwrap();
+        let outcomes: Vec<bool> = answers
+            .into_iter()
+            .map(|mut answer| answer.try_recv().unwrap().is_ok())
+            .collect();
+        assert_eq!(outcomes, [false, true, false, true]);
+        assert_eq!(values(&conn, "v"), ["b", "d"]);
+    }
+
+    /// Bulk jobs run first in their transaction (where they need no savepoint).
+    #[test]
+    fn bulk_jobs_run_first() {
+        let (_dir, conn) = table();
+        let (normal, _) = insert("normal", false);
+        let (mut bulk, _) = insert("bulk", false);
+        bulk.bulk = true;
+        commit_batch(&conn, &mut vec![normal, bulk]).unwrap();
+        assert_eq!(values(&conn, "rowid"), ["bulk", "normal"]);
+    }
 }
