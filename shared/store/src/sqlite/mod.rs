@@ -389,7 +389,7 @@ impl Store for SqliteStore {
         let topic = topic.to_owned();
         let leased = self
             .writer
-            .write({
+            .write_statement({
                 let topic = topic.clone();
                 move |conn| outbox::claim(conn, &topic, limit, lease)
             })
@@ -412,9 +412,12 @@ impl Store for SqliteStore {
 
     async fn settle(&self, delivery: &Delivery, settlement: Settlement) -> Result<()> {
         let (delivery, options) = (delivery.clone(), self.options.clone());
-        self.writer
-            .write(move |conn| outbox::settle(conn, &delivery, settlement, &options))
-            .await
+        let one_statement = matches!(settlement, Settlement::Ack | Settlement::Defer { .. });
+        let work = move |conn: &Connection| outbox::settle(conn, &delivery, settlement, &options);
+        match one_statement {
+            true => self.writer.write_statement(work).await,
+            false => self.writer.write(work).await,
+        }
     }
 
     async fn release_leases(&self) -> Result<usize> {

@@ -1,11 +1,14 @@
 //! Group commit: one thread owns the write connection and runs every queued
-//! write job of a moment in a single transaction, each job in its own savepoint
-//! (a failing job rolls back alone), then answers every caller after COMMIT.
+//! write job of a moment in a single transaction, each job kept apart from the
+//! others (a failing job rolls back alone), then answers every caller after
+//! COMMIT.
 //!
-//! The first job of a transaction needs no savepoint: if it fails, the
-//! transaction is rolled back and begun again, before anything else is in it.
-//! That matters for large jobs: inside a savepoint SQLite copies every page a
-//! job modifies into the sub-journal first. So a bulk job (the webhook
+//! Inside a savepoint SQLite copies every page a job modifies into the
+//! sub-journal before changing it, which costs more than many jobs' own
+//! work. So a savepoint is taken only where it is needed: not for the first
+//! job of a transaction (if it fails, the transaction is rolled back and begun
+//! again, before anything else is in it), nor for a job of one statement
+//! (SQLite undoes a failed statement by itself). A bulk job (the webhook
 //! indexer's batches) is put first in its transaction.
 
 use rusqlite::Connection;
@@ -21,10 +24,21 @@ type Finish = Box<dyn FnOnce(Result<()>) + Send>;
 /// whether it succeeded, plus how to answer its caller once the commit is known.
 type Job = Box<dyn FnOnce(Option<&Connection>) -> (bool, Finish) + Send>;
 
-/// A job and whether it goes first in its transaction.
+/// How a job is kept apart from the other jobs of its transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Isolation {
+    /// In a savepoint of its own, unless it comes first.
+    Savepoint,
+    /// None needed: the job is one statement.
+    Statement,
+    /// First in its transaction, without a savepoint.
+    Bulk,
+}
+
+/// A job and how it is kept apart.
 struct Queued {
     job: Job,
-    bulk: bool,
+    isolation: Isolation,
 }
 
 /// Handle to the writer thread.
@@ -50,8 +64,26 @@ impl Writer {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
+        self.queue(work, Isolation::Savepoint).await
+    }
+
+    /// As [`Writer::write`] for `work` that runs a single statement (and fails
+    /// only when that statement does), so it needs no savepoint.
+    pub(crate) async fn write_statement<T, F>(&self, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        self.queue(work, Isolation::Statement).await
+    }
+
+    async fn queue<T, F>(&self, work: F, isolation: Isolation) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
         let (job, answer) = job(work);
-        let queued = Queued { job, bulk: false };
+        let queued = Queued { job, isolation };
         self.jobs
             .send(queued)
             .await
@@ -68,7 +100,10 @@ impl Writer {
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
         let (job, answer) = job(work);
-        let queued = Queued { job, bulk: true };
+        let queued = Queued {
+            job,
+            isolation: Isolation::Bulk,
+        };
         self.jobs
             .blocking_send(queued)
             .map_err(|_| StoreError::Closed)?;
@@ -82,23 +117,21 @@ where
     T: Send + 'static,
     F: FnOnce(&Connection) -> Result<T> + Send + 'static,
 {
-    {
-        let (reply, answer) = oneshot::channel();
-        let job: Job = Box::new(move |conn| {
-            let outcome = match conn {
-                Some(conn) => work(conn),
-                None => Err(StoreError::Unavailable(
-                    "could not begin a write transaction".into(),
-                )),
-            };
-            let ok = outcome.is_ok();
-            let finish: Finish = Box::new(move |committed| {
-                let _ = reply.send(committed.and(outcome));
-            });
-            (ok, finish)
+    let (reply, answer) = oneshot::channel();
+    let job: Job = Box::new(move |conn| {
+        let outcome = match conn {
+            Some(conn) => work(conn),
+            None => Err(StoreError::Unavailable(
+                "could not begin a write transaction".into(),
+            )),
+        };
+        let ok = outcome.is_ok();
+        let finish: Finish = Box::new(move |committed| {
+            let _ = reply.send(committed.and(outcome));
         });
-        (job, answer)
-    }
+        (ok, finish)
+    });
+    (job, answer)
 }
 
 fn run(conn: Connection, mut receiver: mpsc::Receiver<Queued>) {
@@ -119,42 +152,39 @@ fn run(conn: Connection, mut receiver: mpsc::Receiver<Queued>) {
 fn commit_batch(conn: &Connection, batch: &mut Vec<Queued>) -> Result<()> {
     // Jobs of one moment come from different callers (each waits for its
     // commit), so their order within the transaction is free.
-    batch.sort_by_key(|queued| !queued.bulk);
-    if let Err(error) = run_cached(conn, "BEGIN IMMEDIATE") {
-        refuse(batch.drain(..), &error);
-        return Err(StoreError::Unavailable(error.to_string()));
-    }
-    let mut finishers = Vec::with_capacity(batch.len());
-    let mut first = true;
+    batch.sort_by_key(|queued| queued.isolation != Isolation::Bulk);
     let mut jobs = batch.drain(..);
-    while let Some(Queued { job, .. }) = jobs.next() {
-        let savepoint = (!first).then(|| run_cached(conn, "SAVEPOINT job"));
+    if let Err(error) = run_cached(conn, "BEGIN IMMEDIATE") {
+        return Err(refuse(jobs, Vec::new(), error.to_string()));
+    }
+    let mut finishers = Vec::with_capacity(jobs.len());
+    let mut first = true;
+    while let Some(Queued { job, isolation }) = jobs.next() {
+        let savepoint = !first && isolation == Isolation::Savepoint;
+        let savepoint_taken = savepoint && run_cached(conn, "SAVEPOINT job").is_ok();
         // A panicking job loses its own answer (its caller sees `Closed`), not the writer.
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(Some(conn))));
         let ok = matches!(outcome, Ok((true, _)));
-        match savepoint {
-            Some(Ok(())) => {
-                if let Err(error) = end_savepoint(conn, ok) {
-                    tracing::error!(%error, "savepoint end failed");
-                }
-            }
-            Some(Err(_)) => {}
-            None if ok => first = false,
-            None => {
-                let _ = run_cached(conn, "ROLLBACK");
-                if let Err(error) = run_cached(conn, "BEGIN IMMEDIATE") {
-                    refuse(jobs, &error);
-                    finishers.extend(outcome.ok().map(|(_, finish)| finish));
-                    for finish in finishers {
-                        finish(Err(StoreError::Unavailable(error.to_string())));
-                    }
-                    return Err(StoreError::Unavailable(error.to_string()));
-                }
+        finishers.extend(outcome.ok().map(|(_, finish)| finish));
+        if savepoint_taken {
+            if let Err(error) = end_savepoint(conn, ok) {
+                tracing::error!(%error, "savepoint end failed");
             }
         }
-        match outcome {
-            Ok((_, finish)) => finishers.push(finish),
-            Err(_) => tracing::error!("a write job panicked; rolled back"),
+        let lost = match (first, ok) {
+            (true, true) => {
+                first = false;
+                None
+            }
+            (true, false) => restart(conn).err().map(|error| error.to_string()),
+            // SQLite rolls a whole transaction back on some errors (disk full, I/O).
+            (false, _) if conn.is_autocommit() => {
+                Some("the group transaction was rolled back after a failed write".into())
+            }
+            (false, _) => None,
+        };
+        if let Some(error) = lost {
+            return Err(refuse(jobs, finishers, error));
         }
     }
     let result = run_cached(conn, "COMMIT").map_err(StoreError::from);
@@ -172,13 +202,21 @@ fn commit_batch(conn: &Connection, batch: &mut Vec<Queued>) -> Result<()> {
     result
 }
 
-/// Answers every job of `batch` with `error` (no transaction could begin).
-fn refuse(batch: impl Iterator<Item = Queued>, error: &rusqlite::Error) {
-    tracing::error!(%error, "could not begin a write transaction");
-    for queued in batch {
-        let (_, finish) = (queued.job)(None);
-        finish(Err(StoreError::Unavailable(error.to_string())));
+/// Rolls back the transaction (whatever is left of it) and begins a new one.
+fn restart(conn: &Connection) -> rusqlite::Result<()> {
+    let _ = run_cached(conn, "ROLLBACK");
+    run_cached(conn, "BEGIN IMMEDIATE")
+}
+
+/// Answers the jobs that ran (`finishers`) and those that did not (`rest`)
+/// with `error`: the transaction could not begin or is gone.
+fn refuse(rest: impl Iterator<Item = Queued>, finishers: Vec<Finish>, error: String) -> StoreError {
+    tracing::error!(%error, "no group transaction; its writes are refused");
+    let unanswered = rest.map(|queued| (queued.job)(None).1);
+    for finish in finishers.into_iter().chain(unanswered) {
+        finish(Err(StoreError::Unavailable(error.clone())));
     }
+    StoreError::Unavailable(error)
 }
 
 /// Keeps a job's writes (`ok`) or undoes them.
@@ -215,7 +253,13 @@ mod tests {
                 false => Ok(()),
             }
         });
-        (Queued { job, bulk: false }, answer)
+        (
+            Queued {
+                job,
+                isolation: Isolation::Savepoint,
+            },
+            answer,
+        )
     }
 
     /// The values in `order`.
@@ -247,13 +291,28 @@ mod tests {
         assert_eq!(values(&conn, "v"), ["b", "d"]);
     }
 
+    /// A job of one statement needs no savepoint: SQLite undoes the failed
+    /// statement alone (here a unique constraint), the rest commits.
+    #[test]
+    fn a_failing_single_statement_job_is_undone_alone() {
+        let (_dir, conn) = table();
+        let (first, _) = insert("a", false);
+        let (mut again, mut refused) = insert("a", false);
+        again.isolation = Isolation::Statement;
+        let (last, _) = insert("b", false);
+        commit_batch(&conn, &mut vec![first, again, last]).unwrap();
+        let error = refused.try_recv().unwrap().unwrap_err();
+        assert!(error.to_string().contains("UNIQUE"), "{error}");
+        assert_eq!(values(&conn, "v"), ["a", "b"]);
+    }
+
     /// Bulk jobs run first in their transaction (where they need no savepoint).
     #[test]
     fn bulk_jobs_run_first() {
         let (_dir, conn) = table();
         let (normal, _) = insert("normal", false);
         let (mut bulk, _) = insert("bulk", false);
-        bulk.bulk = true;
+        bulk.isolation = Isolation::Bulk;
         commit_batch(&conn, &mut vec![normal, bulk]).unwrap();
         assert_eq!(values(&conn, "rowid"), ["bulk", "normal"]);
     }
