@@ -1,7 +1,9 @@
-//! The store the child runs on (`--store`): SQLite in its data dir, or
-//! PostgreSQL in a schema of its own created for the run; the child's
-//! environment for it, and the end state read back as [`Facts`].
+//! The store the child runs on (`--store`): SQLite in its data dir,
+//! PostgreSQL in a schema of its own created for the run, or a project of its
+//! own on the Firestore emulator; the child's environment for it, and the end
+//! state read back as [`Facts`].
 
+mod firestore;
 mod postgres;
 mod sqlite;
 
@@ -18,6 +20,23 @@ pub enum StoreKind {
     Sqlite,
     /// `ZAPFN_STORE=postgres`.
     Postgres,
+    /// `ZAPFN_STORE=firestore`, on the emulator.
+    Firestore,
+}
+
+/// How to get the emulators' settings, for errors that miss them.
+const EMULATORS_HINT: &str =
+    "`bash scripts/emulators.sh start`, then `. \"$(bash scripts/emulators.sh env)\"`";
+
+/// A name for the run's store of its own: `loadtest`, the time and the pid,
+/// joined by `separator`.
+fn run_name(separator: char) -> anyhow::Result<String> {
+    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?;
+    Ok(format!(
+        "loadtest{separator}{}{separator}{}",
+        since_epoch.as_millis(),
+        std::process::id()
+    ))
 }
 
 /// The store of one run.
@@ -26,11 +45,15 @@ pub enum Backend {
     Sqlite { database: PathBuf },
     /// A fresh schema on a PostgreSQL server.
     Postgres(postgres::Schema),
+    /// A fresh project on the Firestore emulator.
+    Firestore(firestore::Project),
 }
 
 impl Backend {
     /// Makes the store ready for a run of `kind` whose child keeps its data in
-    /// `data_dir`; PostgreSQL needs `database_url` (an error without it, not a skip).
+    /// `data_dir`; PostgreSQL needs `database_url`, Firestore the emulator of
+    /// `FIRESTORE_EMULATOR_HOST` (which its client reads too): an error
+    /// without them, not a skip.
     pub async fn prepare(
         kind: StoreKind,
         database_url: Option<&str>,
@@ -43,11 +66,16 @@ impl Backend {
             StoreKind::Postgres => {
                 let Some(url) = database_url else {
                     bail!(
-                        "--store postgres needs --database-url or ZAPFN_TEST_DATABASE_URL \
-                         (`bash scripts/emulators.sh start`, then `. \"$(bash scripts/emulators.sh env)\"`)"
+                        "--store postgres needs --database-url or ZAPFN_TEST_DATABASE_URL ({EMULATORS_HINT})"
                     );
                 };
                 Backend::Postgres(postgres::Schema::create(url).await?)
+            }
+            StoreKind::Firestore => {
+                let Ok(emulator) = std::env::var("FIRESTORE_EMULATOR_HOST") else {
+                    bail!("--store firestore needs FIRESTORE_EMULATOR_HOST ({EMULATORS_HINT})");
+                };
+                Backend::Firestore(firestore::Project::create(&emulator).await?)
             }
         })
     }
@@ -60,6 +88,7 @@ impl Backend {
                 ("ZAPFN_STORE".into(), "postgres".into()),
                 ("ZAPFN_DATABASE_URL".into(), schema.url().into()),
             ],
+            Backend::Firestore(project) => project.env(),
         }
     }
 
@@ -68,6 +97,7 @@ impl Backend {
         match self {
             Backend::Sqlite { .. } => "SQLite (the embedded store)".into(),
             Backend::Postgres(schema) => schema.describe(),
+            Backend::Firestore(project) => project.describe(),
         }
     }
 
@@ -76,17 +106,26 @@ impl Backend {
         match self {
             Backend::Sqlite { database } => sqlite::facts(database),
             Backend::Postgres(schema) => schema.facts().await,
+            Backend::Firestore(project) => project.facts().await,
         }
     }
 
-    /// Cleans up after a run: a PostgreSQL schema is dropped when the run
-    /// passed, and kept (and named) for a look when it did not.
+    /// Cleans up after a run: a PostgreSQL schema or Firestore project is
+    /// deleted when the run passed, and kept (and named) for a look when it did not.
     pub async fn finish(self, passed: bool) -> anyhow::Result<()> {
         match self {
             Backend::Sqlite { .. } => Ok(()),
             Backend::Postgres(schema) if passed => schema.drop().await,
             Backend::Postgres(schema) => {
                 eprintln!("loadtest: PostgreSQL schema {} kept", schema.name());
+                Ok(())
+            }
+            Backend::Firestore(project) if passed => project.delete().await,
+            Backend::Firestore(project) => {
+                eprintln!(
+                    "loadtest: Firestore emulator project {} kept",
+                    project.name()
+                );
                 Ok(())
             }
         }

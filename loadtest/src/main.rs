@@ -3,8 +3,9 @@
 //! auto-reply, small batches, redeliveries, a 10× burst, sends through the API,
 //! Graph API errors, statuses out of order and twice — optionally SIGKILLing
 //! the server at random points and restarting it; then waits for everything to
-//! settle and reconciles the store (SQLite, or PostgreSQL with `--store
-//! postgres`) with what was acknowledged. Prints a markdown report; exits
+//! settle and reconciles the store (SQLite, PostgreSQL with `--store
+//! postgres`, or the Firestore emulator with `--store firestore`) with what
+//! was acknowledged. Prints a markdown report; exits
 //! non-zero if any check fails.
 
 mod backend;

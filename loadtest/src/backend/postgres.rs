@@ -24,12 +24,7 @@ pub struct Schema {
 impl Schema {
     /// Creates a fresh, empty schema on the server at `server`.
     pub async fn create(server: &str) -> anyhow::Result<Schema> {
-        let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?;
-        let name = format!(
-            "loadtest_{}_{}",
-            since_epoch.as_millis(),
-            std::process::id()
-        );
+        let name = super::run_name('_')?;
         let client = connect(server).await?;
         client
             .batch_execute(&format!("CREATE SCHEMA {name}"))

@@ -9,7 +9,7 @@
 use sha2::{Digest, Sha256};
 
 /// Collection names, as they appear in paths and in `indexes.json`.
-pub(crate) mod collections {
+pub mod collections {
     pub const PHONE_NUMBERS: &str = "phone_numbers";
     pub const MESSAGES: &str = "messages";
     pub const CONVERSATIONS: &str = "conversations";

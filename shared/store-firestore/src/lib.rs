@@ -157,6 +157,10 @@ use zapfn_store::{
 };
 use zapfn_whatsapp::webhook::{Notification, StatusUpdate};
 
+/// The collection names of the layout above, for tools that read the
+/// documents themselves (the load test's reconciliation).
+pub use crate::layout::collections;
+
 use crate::error::{is_contention, store_error};
 use crate::layout::Layout;
 use crate::local_locks::{LocalLocks, Name};
