@@ -57,6 +57,9 @@ pub struct Config {
     /// store them from there (`ZAPFN_WEBHOOK_JOURNAL`, default on; `0` stores
     /// each before acknowledging it).
     pub webhook_journal: bool,
+    /// Nice value of the SQLite store's background threads (`ZAPFN_SQLITE_NICE`,
+    /// default 5; 0 runs them at the process's priority).
+    pub sqlite_nice: i32,
     /// Let outbound media links reach loopback and private addresses
     /// (`ZAPFN_ALLOW_PRIVATE_MEDIA_HOSTS=1`; tests and local development only).
     pub allow_private_media_hosts: bool,
@@ -194,6 +197,7 @@ impl Config {
                 .is_some_and(|v| v.eq_ignore_ascii_case("full")),
             webhook_journal: !lookup("ZAPFN_WEBHOOK_JOURNAL")
                 .is_some_and(|v| matches!(v.trim(), "0" | "false" | "off")),
+            sqlite_nice: number("ZAPFN_SQLITE_NICE", 5)?.min(19) as i32,
             allow_private_media_hosts: lookup("ZAPFN_ALLOW_PRIVATE_MEDIA_HOSTS")
                 .is_some_and(|v| matches!(v.trim(), "1" | "true")),
             retention_days,

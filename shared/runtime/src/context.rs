@@ -122,6 +122,7 @@ fn sqlite_options(config: &Config) -> SqliteOptions {
         max_attempts: config.max_attempts,
         max_retry_age: config.max_retry_age,
         webhook_journal: config.webhook_journal,
+        background_nice: config.sqlite_nice,
         ..SqliteOptions::default()
     }
 }

@@ -25,10 +25,11 @@ pub(crate) struct Checkpointer {
 
 impl Checkpointer {
     /// Starts the thread; it ends after a final checkpoint once dropped.
-    pub(crate) fn start(path: PathBuf, durability: Durability) -> Checkpointer {
+    pub(crate) fn start(path: PathBuf, durability: Durability, nice: i32) -> Checkpointer {
         let stop = Arc::new(AtomicBool::new(false));
         let stopped = stop.clone();
         let spawned = std::thread::Builder::new().name("zapfn-sqlite-checkpoint".into()).spawn(move || {
+            super::priority::lower_this_thread(nice);
             let conn = match open_connection(&path, durability) {
                 Ok(conn) => conn,
                 Err(error) => return tracing::error!(%error, "no checkpoint connection; the WAL will grow"),

@@ -50,12 +50,14 @@ pub(crate) fn stored_position(conn: &Connection) -> Result<Position> {
     )
 }
 
-/// Starts indexing from `start` on its own thread; it ends once the journal stops.
+/// Starts indexing from `start` on its own thread (at nice value `nice`); it
+/// ends once the journal stops.
 pub(crate) fn start(
     journal: Arc<Shared>,
     writer: Writer,
     published: Arc<Notify>,
     start: Position,
+    nice: i32,
 ) -> Result<()> {
     journal.set_indexed(start);
     let indexer = Indexer {
@@ -66,7 +68,10 @@ pub(crate) fn start(
     };
     std::thread::Builder::new()
         .name("zapfn-indexer".into())
-        .spawn(move || indexer.run())
+        .spawn(move || {
+            super::priority::lower_this_thread(nice);
+            indexer.run()
+        })
         .map(drop)
         .map_err(|e| StoreError::Unavailable(format!("indexer thread: {e}")))
 }

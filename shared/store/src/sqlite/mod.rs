@@ -14,6 +14,7 @@ mod media;
 mod messages;
 mod migrations;
 mod outbox;
+mod priority;
 mod readers;
 mod writer;
 
@@ -57,6 +58,9 @@ pub struct SqliteOptions {
     /// Journaled webhook bytes not yet stored past which new webhooks are
     /// refused (`StoreError::Unavailable`: Meta redelivers them later).
     pub max_journal_backlog: u64,
+    /// Nice value of the writer, checkpoint and indexer threads (Linux; 0
+    /// leaves them at the process's): under a saturated CPU, requests first.
+    pub background_nice: i32,
 }
 
 impl Default for SqliteOptions {
@@ -67,6 +71,7 @@ impl Default for SqliteOptions {
             max_retry_age: Duration::from_secs(300),
             webhook_journal: true,
             max_journal_backlog: 1 << 30,
+            background_nice: 5,
         }
     }
 }
@@ -105,9 +110,10 @@ impl SqliteStore {
             "wal_autocheckpoint",
             checkpoint::WRITER_CHECKPOINT_FRAMES,
         )?;
-        let checkpointer = Arc::new(Checkpointer::start(path.clone(), options.durability));
+        let nice = options.background_nice;
+        let checkpointer = Arc::new(Checkpointer::start(path.clone(), options.durability, nice));
         let stored_position = indexer::stored_position(&conn)?;
-        let writer = Writer::start(conn);
+        let writer = Writer::start(conn, nice);
         let published = Arc::new(Notify::new());
         // Opened even when webhooks are not journaled: what an earlier run
         // journaled is still stored from it.
@@ -122,6 +128,7 @@ impl SqliteStore {
                 writer.clone(),
                 published.clone(),
                 stored_position,
+                nice,
             )?;
         }
         Ok(SqliteStore {

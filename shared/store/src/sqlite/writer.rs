@@ -48,12 +48,15 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    /// Starts the writer thread on `conn`.
-    pub(crate) fn start(conn: Connection) -> Writer {
+    /// Starts the writer thread on `conn`, at nice value `nice`.
+    pub(crate) fn start(conn: Connection, nice: i32) -> Writer {
         let (jobs, receiver) = mpsc::channel(8192);
         std::thread::Builder::new()
             .name("zapfn-sqlite-writer".into())
-            .spawn(move || run(conn, receiver))
+            .spawn(move || {
+                super::priority::lower_this_thread(nice);
+                run(conn, receiver)
+            })
             .expect("spawn the SQLite writer thread");
         Writer { jobs }
     }
