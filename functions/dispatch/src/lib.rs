@@ -104,7 +104,7 @@ impl Dispatcher {
             }
             Err(error) => return self.retry(delivery, error.to_string()),
         };
-        if message.wamid.is_some() || message.status != "queued" {
+        if !message.awaits_dispatch() {
             tracing::info!(message_id = %message.id, status = %message.status, "already dispatched; not sending again");
             return Settlement::Ack;
         }
@@ -124,7 +124,7 @@ impl Dispatcher {
             }
             // A status applied while the backlog was looked at names the send.
             match self.store.outbound(&message.id).await {
-                Ok(Some(now)) if now.wamid.is_none() && now.status == "queued" => {}
+                Ok(Some(now)) if now.awaits_dispatch() => {}
                 Ok(_) => return Settlement::Ack,
                 Err(error) => return self.retry(delivery, error.to_string()),
             }

@@ -113,6 +113,13 @@ pub struct OutboundMessage {
     pub dispatch_started_at: Option<i64>,
 }
 
+impl OutboundMessage {
+    /// Still to be sent: queued, and no wamid recorded (nor linked by a status).
+    pub fn awaits_dispatch(&self) -> bool {
+        self.wamid.is_none() && self.status == "queued"
+    }
+}
+
 /// `biz_opaque_callback_data` zapfn attaches to a send of message `id`; Meta echoes it in statuses.
 pub fn callback_data_for(id: &str) -> String {
     format!("zapfn:{id}")

@@ -163,8 +163,9 @@ fn commit_batch(conn: &Connection, batch: &mut Vec<Queued>) -> Result<()> {
     let mut finishers = Vec::with_capacity(jobs.len());
     let mut first = true;
     while let Some(Queued { job, isolation }) = jobs.next() {
-        let savepoint = !first && isolation == Isolation::Savepoint;
-        let savepoint_taken = savepoint && run_cached(conn, "SAVEPOINT job").is_ok();
+        let savepoint_taken = !first
+            && isolation == Isolation::Savepoint
+            && run_cached(conn, "SAVEPOINT job").is_ok();
         // A panicking job loses its own answer (its caller sees `Closed`), not the writer.
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(Some(conn))));
         let ok = matches!(outcome, Ok((true, _)));
