@@ -4,7 +4,7 @@ CARGO_TARGET_DIR ?= $(HOME)/.cache/zapfn-target
 export CARGO_TARGET_DIR
 CARGO ?= cargo
 
-.PHONY: run test lint unit bench build release fmt clean-state help emulators emulators-stop e2e-cloud bench-cloud deploy deploy-check
+.PHONY: run test test-deps lint unit bench build release fmt clean-state help emulators emulators-stop e2e-cloud bench-cloud deploy deploy-check
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -18,8 +18,11 @@ lint: ## cargo fmt --check and clippy with warnings as errors
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-unit: ## all tests (unit, loopback integration, crash recovery; the emulator suites too when `make emulators` is up)
+unit: test-deps ## all tests (unit, loopback integration, crash recovery; the emulator suites too when `make emulators` is up)
 	if f=$$(bash scripts/emulators.sh env 2>/dev/null); then . "$$f"; fi; $(CARGO) test --workspace
+
+test-deps: ## install (apt) the tools the tests run for real: ffmpeg, tesseract, pocketsphinx, espeak-ng, poppler, ImageMagick
+	bash scripts/test-deps.sh
 
 emulators: ## start the Firestore, Pub/Sub, Cloud Storage and Cloud Tasks emulators (and PostgreSQL) on 127.0.0.1
 	bash scripts/emulators.sh start

@@ -299,23 +299,30 @@ async fn send(system: &System, body: Value) -> String {
     answer["id"].as_str().unwrap().to_owned()
 }
 
-/// The last body the sandbox got for the customer.
-fn last_sent(system: &System) -> Value {
+/// The last body of `kind` (`image`, `audio`, …) the sandbox got for the
+/// customer: the demo's auto-reply menu to the customer's first message may be
+/// sent before or after it.
+fn last_sent(system: &System, kind: &str) -> Value {
     system
         .sent_to(CUSTOMER)
-        .last()
-        .expect("a send")
-        .body
-        .clone()
+        .into_iter()
+        .rev()
+        .map(|sent| sent.body)
+        .find(|body| body["type"] == kind)
+        .unwrap_or_else(|| panic!("no {kind} was sent"))
 }
 
 #[tokio::test]
 async fn outbound_image_by_link_is_uploaded_once_and_sent_by_id() {
     let system = start(&[ALLOW_PRIVATE]).await;
     system.customer_writes(CUSTOMER, "oi").await;
+    eventually(Duration::from_secs(20), "the auto-reply menu", || async {
+        (!system.sent_to(CUSTOMER).is_empty()).then_some(())
+    })
+    .await;
     let photo = photo();
     let link = serve_file(photo.clone(), "image/jpeg").await;
-    // The first send attempt fails at Meta: the retry must reuse the upload.
+    // The image's first send attempt fails at Meta: the retry must reuse the upload.
     let (status, _) = system
         .post(
             "/sandbox/faults",
@@ -331,8 +338,11 @@ async fn outbound_image_by_link_is_uploaded_once_and_sent_by_id() {
     .await;
     let view = system.wait_status(&id, "delivered").await;
 
-    let sent = last_sent(&system);
-    let media_id = sent["image"]["id"].as_str().expect("sent by id").to_owned();
+    let sent = last_sent(&system, "image");
+    let media_id = sent["image"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("sent by id: {sent}"))
+        .to_owned();
     assert!(sent["image"].get("link").is_none(), "{sent}");
     assert_eq!(sent["image"]["caption"], "catálogo");
     let sandbox = system.running.sandbox.as_ref().unwrap();
@@ -368,7 +378,7 @@ async fn a_stored_inbound_image_can_be_forwarded_and_a_voice_note_is_converted()
     )
     .await;
     system.wait_status(&id, "sent").await;
-    let media_id = last_sent(&system)["image"]["id"]
+    let media_id = last_sent(&system, "image")["image"]["id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -384,7 +394,7 @@ async fn a_stored_inbound_image_can_be_forwarded_and_a_voice_note_is_converted()
     )
     .await;
     system.wait_status(&id, "sent").await;
-    let sent = last_sent(&system);
+    let sent = last_sent(&system, "audio");
     assert_eq!(sent["audio"]["voice"], true);
     let voice = sandbox
         .media(sent["audio"]["id"].as_str().unwrap())
@@ -472,7 +482,10 @@ async fn uploads_through_the_api_round_trip_and_bad_forms_are_problems() {
     )
     .await;
     system.wait_status(&id, "sent").await;
-    assert_eq!(last_sent(&system)["image"]["id"], media_id.as_str());
+    assert_eq!(
+        last_sent(&system, "image")["image"]["id"],
+        media_id.as_str()
+    );
     assert_eq!(sandbox.media_ids().len(), 1, "a Meta id is sent as it is");
 
     let mislabelled =

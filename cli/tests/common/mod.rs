@@ -30,8 +30,12 @@ pub async fn start(env: &[(&str, &str)]) -> System {
     start_in(tempfile::tempdir().unwrap(), env).await
 }
 
-/// Starts a system whose state lives in `dir` (reuse a dir to restart).
+/// Starts a system whose state lives in `dir` (reuse a dir to restart). With
+/// `RUST_LOG` set, its logs go to stderr (`ZAPFN_LOG_FORMAT=pretty` to read them).
 pub async fn start_in(dir: tempfile::TempDir, env: &[(&str, &str)]) -> System {
+    if std::env::var_os("RUST_LOG").is_some() {
+        zapfn_runtime::logging::init();
+    }
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port().to_string();
     let mut vars: HashMap<String, String> = [
