@@ -8,7 +8,8 @@
 use std::collections::HashMap;
 
 use serde_json::json;
-use zapfn_runtime::{server, Config, Context};
+use zapfn_runtime::limits::Limits;
+use zapfn_runtime::{listen, server, Config, Context};
 
 const PHONE_NUMBER_ID: &str = "106540352242922";
 const PEPPER: &str = "keys-backends-pepper";
@@ -54,10 +55,13 @@ async fn serve(env: &[(String, String)]) -> String {
     let vars: HashMap<String, String> = env.iter().cloned().collect();
     let config = Config::from_lookup(|name| vars.get(name).cloned()).unwrap();
     let context = Context::connect(config).await.unwrap();
-    let router = server::instrument(zapfn_send::function(&context).router);
+    let limits = Limits::default();
+    let service = server::instrument(zapfn_send::function(&context).router, &limits);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, router).await });
+    tokio::spawn(
+        async move { listen::serve(listener, service, &limits, std::future::pending()).await },
+    );
     url
 }
 

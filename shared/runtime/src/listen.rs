@@ -3,15 +3,21 @@
 //! 64 KiB and 100 headers: 431 beyond), and on shutdown stops
 //! accepting, lets in-flight requests finish and closes idle connections.
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::time::Duration;
 
-use axum::Router;
+use axum::body::Bytes;
+use axum::http::{Request, Response};
+use axum::BoxError;
+use http_body::Body as HttpBody;
+use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
+use tower::Service;
 
 use crate::limits::Limits;
 
@@ -23,13 +29,20 @@ const MAX_HEAD: usize = 64 * 1024;
 /// in all and the event handlers need the rest.
 const DRAIN: Duration = Duration::from_secs(5);
 
-/// Serves `router` on `listener` until `shutdown` resolves, then drains.
-pub async fn serve(
+/// Serves `service` on `listener` until `shutdown` resolves, then drains.
+pub async fn serve<S, B>(
     listener: TcpListener,
-    router: Router,
+    service: S,
     limits: &Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) {
+) where
+    S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: HttpBody<Data = Bytes, Error: Into<BoxError>> + Send + 'static,
+{
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout)
@@ -49,7 +62,7 @@ pub async fn serve(
             },
             _ = &mut shutdown => break,
         };
-        let service = TowerToHyperService::new(router.clone());
+        let service = TowerToHyperService::new(service.clone());
         let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
             if let Err(error) = connection.await {

@@ -170,13 +170,16 @@ mod tests {
                 .with_writer(WithTrace::new(Some("demo-project"), move || sink.clone())),
         );
         let _guard = tracing::subscriber::set_default(subscriber);
-        let router = crate::server::instrument(Router::new().route(
-            "/work",
-            get(|| async {
-                tracing::info!(message_id = "msg_1", "handled");
-                "ok"
-            }),
-        ));
+        let router = crate::server::instrument(
+            Router::new().route(
+                "/work",
+                get(|| async {
+                    tracing::info!(message_id = "msg_1", "handled");
+                    "ok"
+                }),
+            ),
+            &crate::limits::Limits::default(),
+        );
         let request = |trace: Option<&str>| {
             let builder = Request::get("/work");
             match trace {

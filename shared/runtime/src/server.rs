@@ -1,43 +1,114 @@
 //! Serving a router on loopback or `$PORT`, with request ids, request spans
 //! and a graceful drain on SIGTERM (Cloud Run allows 10 s).
 
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use axum::body::Bytes;
 use axum::extract::MatchedPath;
-use axum::http::Request;
-use axum::Router;
+use axum::http::{Request, Response};
+use axum::{BoxError, Router};
+use http_body::Body as HttpBody;
+use tower::{Layer, Service, ServiceBuilder};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
+use tracing::Span;
 
 use crate::consumer::Consumers;
-use crate::logging::trace_context;
+use crate::limits::{Limits, LimitsLayer};
+use crate::logging::trace_context::PropagateLayer;
 
 /// Time left to event handlers after the HTTP server has drained.
 const HANDLER_GRACE: Duration = Duration::from_secs(8);
 
-/// Adds request ids (`x-request-id`, generated when absent), a span per request and
-/// the request's Cloud Trace context for log lines.
-pub fn instrument(router: Router) -> Router {
-    router
-        .layer(PropagateRequestIdLayer::x_request_id())
-        .layer(
-            TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
-                let request_id = request
-                    .headers()
-                    .get("x-request-id")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("");
-                // The route template, not the path: paths carry ids such as a customer's number.
-                let route = request
-                    .extensions()
-                    .get::<MatchedPath>()
-                    .map_or("(unmatched)", MatchedPath::as_str);
-                tracing::info_span!("request", method = %request.method(), route, request_id)
-            }),
-        )
+/// Wraps `router` in what every request passes before it: the request's Cloud
+/// Trace context for log lines, a request id (`x-request-id`, generated when
+/// absent, echoed in the answer), a span per request naming the route
+/// template, and the caps of `limits`. The layers sit around the router, not
+/// on each route, so a request pays for no boxing but the router's own.
+pub fn instrument<B>(
+    router: Router,
+    limits: &Limits,
+) -> impl Service<
+    Request<B>,
+    Response = Response<impl HttpBody<Data = Bytes, Error: Into<BoxError>> + Send + 'static>,
+    Error = Infallible,
+    Future: Send + 'static,
+> + Clone
+       + Send
+       + Sync
+       + 'static
+where
+    B: HttpBody<Data = Bytes, Error: Into<BoxError>> + Send + 'static,
+{
+    ServiceBuilder::new()
+        .layer(PropagateLayer)
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-        .layer(axum::middleware::from_fn(trace_context::propagate))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(request_span::<B> as fn(&Request<B>) -> Span),
+        )
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(LimitsLayer::new(limits))
+        .service(router.layer(RecordRouteLayer))
+}
+
+/// The span of one request; its route is recorded once the router matched it.
+fn request_span<B>(request: &Request<B>) -> Span {
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    tracing::info_span!(
+        "request",
+        method = %request.method(),
+        route = tracing::field::Empty,
+        request_id
+    )
+}
+
+/// Records the matched route template (not the path: paths carry ids such as
+/// a customer's number) on the request's span.
+#[derive(Debug, Clone, Copy)]
+struct RecordRouteLayer;
+
+impl<S> Layer<S> for RecordRouteLayer {
+    type Service = RecordRoute<S>;
+
+    fn layer(&self, inner: S) -> RecordRoute<S> {
+        RecordRoute { inner }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct RecordRoute<S> {
+    inner: S,
+}
+
+impl<S, B> Service<Request<B>> for RecordRoute<S>
+where
+    S: Service<Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> S::Future {
+        let route = request
+            .extensions()
+            .get::<MatchedPath>()
+            .map_or("(unmatched)", MatchedPath::as_str);
+        Span::current().record("route", route);
+        self.inner.call(request)
+    }
 }
 
 /// Serves `router` on `addr` until SIGTERM or Ctrl-C, then stops `consumers`.
@@ -55,10 +126,9 @@ pub async fn serve_on(
     consumers: Consumers,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let limits = crate::limits::Limits::from_env()?;
+    let limits = Limits::from_env()?;
     tracing::info!(addr = %listener.local_addr()?, "listening");
-    let router = instrument(crate::limits::guard(router, &limits));
-    crate::listen::serve(listener, router, &limits, shutdown).await;
+    crate::listen::serve(listener, instrument(router, &limits), &limits, shutdown).await;
     tracing::info!("HTTP drained; stopping event handlers");
     consumers.shutdown(HANDLER_GRACE).await;
     tracing::info!("stopped");

@@ -7,13 +7,14 @@ use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use http_body::{Body as HttpBody, Frame, SizeHint};
-use tokio::time::Sleep;
+use pin_project_lite::pin_project;
+use tokio::time::{Instant, Sleep};
 
 /// Why a body was cut off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Refusal {
+pub enum Refusal {
     /// Not all of it arrived before the deadline.
     TooSlow,
     /// JSON nested deeper than allowed.
@@ -35,40 +36,72 @@ impl std::fmt::Display for Refused {
 
 impl std::error::Error for Refused {}
 
-/// The body of one request, watched.
-pub(super) struct WatchedBody {
-    inner: Body,
-    deadline: Pin<Box<Sleep>>,
+pin_project! {
+    /// The body of one request, watched. The deadline's timer is armed only
+    /// once the body makes the reader wait (most bodies arrive with the head).
+    pub struct WatchedBody<B> {
+        #[pin]
+        inner: B,
+        watch: Option<Watch>,
+    }
+}
+
+/// What is watched of a body that is not empty.
+struct Watch {
+    deadline: Instant,
+    timer: Option<Pin<Box<Sleep>>>,
     depth: Option<DepthCounter>,
     refusal: Arc<OnceLock<Refusal>>,
 }
 
-impl WatchedBody {
+impl<B: HttpBody> WatchedBody<B> {
     /// Watches `inner`: the whole of it must arrive within `timeout`; with
-    /// `max_depth`, its JSON may nest at most that deep. The lock is set when
-    /// the body is refused.
+    /// `max_depth`, its JSON may nest at most that deep. The lock (none for an
+    /// empty body, which has nothing to refuse) is set when the body is refused.
     pub(super) fn new(
-        inner: Body,
+        inner: B,
         timeout: Duration,
         max_depth: Option<usize>,
-    ) -> (WatchedBody, Arc<OnceLock<Refusal>>) {
+    ) -> (WatchedBody<B>, Option<Arc<OnceLock<Refusal>>>) {
+        if inner.is_end_stream() {
+            return (WatchedBody { inner, watch: None }, None);
+        }
         let refusal = Arc::new(OnceLock::new());
-        let body = WatchedBody {
-            inner,
-            deadline: Box::pin(tokio::time::sleep(timeout)),
+        let watch = Watch {
+            deadline: Instant::now() + timeout,
+            timer: None,
             depth: max_depth.map(DepthCounter::new),
             refusal: refusal.clone(),
         };
-        (body, refusal)
-    }
-
-    fn refuse(&self, why: Refusal) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
-        let _ = self.refusal.set(why);
-        Poll::Ready(Some(Err(axum::Error::new(Refused(why)))))
+        let body = WatchedBody {
+            inner,
+            watch: Some(watch),
+        };
+        (body, Some(refusal))
     }
 }
 
-impl HttpBody for WatchedBody {
+impl Watch {
+    fn refuse<D>(&self, why: Refusal) -> Poll<Option<Result<Frame<D>, axum::Error>>> {
+        let _ = self.refusal.set(why);
+        Poll::Ready(Some(Err(axum::Error::new(Refused(why)))))
+    }
+
+    /// Whether the deadline passed; arms the timer that wakes `cx` at it.
+    fn expired(&mut self, cx: &mut Context<'_>) -> bool {
+        let deadline = self.deadline;
+        let timer = self
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        timer.as_mut().poll(cx).is_ready()
+    }
+}
+
+impl<B> HttpBody for WatchedBody<B>
+where
+    B: HttpBody<Data = Bytes>,
+    B::Error: Into<axum::BoxError>,
+{
     type Data = Bytes;
     type Error = axum::Error;
 
@@ -76,28 +109,32 @@ impl HttpBody for WatchedBody {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        let this = self.get_mut();
-        if let Some(why) = this.refusal.get() {
-            return this.refuse(*why);
+        let this = self.project();
+        let Some(watch) = this.watch.as_mut() else {
+            return this.inner.poll_frame(cx).map_err(axum::Error::new);
+        };
+        if let Some(why) = watch.refusal.get() {
+            return watch.refuse(*why);
         }
-        match Pin::new(&mut this.inner).poll_frame(cx) {
+        match this.inner.poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
-                let too_deep = match (frame.data_ref(), this.depth.as_mut()) {
+                let too_deep = match (frame.data_ref(), watch.depth.as_mut()) {
                     (Some(data), Some(depth)) => !depth.feed(data),
                     _ => false,
                 };
                 if too_deep {
-                    return this.refuse(Refusal::TooDeep);
+                    return watch.refuse(Refusal::TooDeep);
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Pending => {
-                if this.deadline.as_mut().poll(cx).is_ready() {
-                    return this.refuse(Refusal::TooSlow);
+                if watch.expired(cx) {
+                    return watch.refuse(Refusal::TooSlow);
                 }
                 Poll::Pending
             }
-            done => done,
+            Poll::Ready(Some(Err(error))) => Poll::Ready(Some(Err(axum::Error::new(error)))),
+            Poll::Ready(None) => Poll::Ready(None),
         }
     }
 

@@ -7,18 +7,20 @@
 
 mod body;
 
-use std::sync::Arc;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+use std::task::{ready, Poll};
 use std::time::Duration;
 
-use axum::body::Body;
-use axum::extract::{Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::middleware::{self, Next};
+use axum::http::{header, HeaderMap, HeaderValue, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Router;
+use http_body::Body as HttpBody;
+use pin_project_lite::pin_project;
+use tower::{Layer, Service};
 
 use crate::Problem;
-use body::{Refusal, WatchedBody};
+pub use body::{Refusal, WatchedBody};
 
 /// Request caps; [`Limits::from_env`] reads the two timeouts from the environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,7 +80,7 @@ impl Limits {
     }
 
     /// The problem for a request head over the caps, if any.
-    fn check_head(&self, request: &Request) -> Option<Problem> {
+    fn check_head<B>(&self, request: &Request<B>) -> Option<Problem> {
         let uri = request
             .uri()
             .path_and_query()
@@ -105,33 +107,126 @@ impl Limits {
     }
 }
 
-/// Wraps every route of `router` in the caps of `limits`.
-pub fn guard(router: Router, limits: &Limits) -> Router {
-    router.layer(middleware::from_fn_with_state(
-        Arc::new(limits.clone()),
-        enforce,
-    ))
+/// The caps of `limits` as a tower layer, applied once around the whole
+/// router (a concrete service: no boxing per request).
+#[derive(Debug, Clone)]
+pub struct LimitsLayer {
+    limits: Arc<Limits>,
 }
 
-async fn enforce(State(limits): State<Arc<Limits>>, request: Request, next: Next) -> Response {
-    if let Some(problem) = limits.check_head(&request) {
-        tracing::warn!(status = problem.status, detail = %problem.detail, "request refused");
-        return problem.into_response();
+impl LimitsLayer {
+    /// Enforces `limits`.
+    pub fn new(limits: &Limits) -> LimitsLayer {
+        LimitsLayer {
+            limits: Arc::new(limits.clone()),
+        }
     }
-    let depth = carries_json(request.headers()).then_some(limits.max_json_depth);
-    let (parts, body) = request.into_parts();
-    let (body, refusal) = WatchedBody::new(body, limits.body_timeout, depth);
-    let response = next.run(Request::from_parts(parts, Body::new(body))).await;
-    let problem = match refusal.get() {
-        None => return response,
-        Some(Refusal::TooSlow) => Problem::new(
+}
+
+impl<S> Layer<S> for LimitsLayer {
+    type Service = Guarded<S>;
+
+    fn layer(&self, inner: S) -> Guarded<S> {
+        Guarded {
+            inner,
+            limits: self.limits.clone(),
+        }
+    }
+}
+
+/// A service whose requests are held to [`Limits`]: an oversized head is
+/// answered without calling it, a body is watched while it reads it.
+#[derive(Debug, Clone)]
+pub struct Guarded<S> {
+    inner: S,
+    limits: Arc<Limits>,
+}
+
+impl<S, B> Service<Request<B>> for Guarded<S>
+where
+    S: Service<Request<WatchedBody<B>>, Response = Response>,
+    B: HttpBody,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = GuardedFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        if let Some(problem) = self.limits.check_head(&request) {
+            tracing::warn!(status = problem.status, detail = %problem.detail, "request refused");
+            return GuardedFuture::Refused {
+                response: Some(problem.into_response()),
+            };
+        }
+        let depth = carries_json(request.headers()).then_some(self.limits.max_json_depth);
+        let (parts, body) = request.into_parts();
+        let (body, refusal) = WatchedBody::new(body, self.limits.body_timeout, depth);
+        GuardedFuture::Running {
+            inner: self.inner.call(Request::from_parts(parts, body)),
+            refusal,
+            limits: self.limits.clone(),
+        }
+    }
+}
+
+pin_project! {
+    /// The answer of a [`Guarded`] service.
+    #[project = GuardedProjection]
+    pub enum GuardedFuture<F> {
+        /// Refused from its head.
+        Refused { response: Option<Response> },
+        /// Handled; a body refused meanwhile turns the answer into the refusal.
+        Running {
+            #[pin]
+            inner: F,
+            refusal: Option<Arc<OnceLock<Refusal>>>,
+            limits: Arc<Limits>,
+        },
+    }
+}
+
+impl<F, E> Future for GuardedFuture<F>
+where
+    F: Future<Output = Result<Response, E>>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            GuardedProjection::Refused { response } => Poll::Ready(Ok(response
+                .take()
+                .expect("a refused request is answered once"))),
+            GuardedProjection::Running {
+                inner,
+                refusal,
+                limits,
+            } => {
+                let response = ready!(inner.poll(cx))?;
+                let refused = refusal.as_ref().and_then(|refusal| refusal.get().copied());
+                Poll::Ready(Ok(match refused {
+                    None => response,
+                    Some(why) => refusal_response(why, limits),
+                }))
+            }
+        }
+    }
+}
+
+/// The answer to a body refused for `why`.
+fn refusal_response(why: Refusal, limits: &Limits) -> Response {
+    let problem = match why {
+        Refusal::TooSlow => Problem::new(
             StatusCode::REQUEST_TIMEOUT,
             format!(
                 "the request body did not arrive within {} ms",
                 limits.body_timeout.as_millis()
             ),
         ),
-        Some(Refusal::TooDeep) => Problem::new(
+        Refusal::TooDeep => Problem::new(
             StatusCode::BAD_REQUEST,
             format!(
                 "the JSON body is nested more than {} levels deep",

@@ -6,13 +6,12 @@
 //! every request reaching Cloud Run (HTTP, Pub/Sub push, Cloud Tasks); the
 //! W3C `traceparent` header is read when that one is absent.
 
-use axum::extract::Request;
-use axum::http::HeaderMap;
-use axum::middleware::Next;
-use axum::response::Response;
+use axum::http::{HeaderMap, Request};
+use tokio::task::futures::TaskLocalFuture;
+use tower::{Layer, Service};
 
 tokio::task_local! {
-    static CURRENT: TraceContext;
+    static CURRENT: Option<TraceContext>;
 }
 
 /// One request's position in a Cloud Trace trace.
@@ -70,12 +69,12 @@ impl TraceContext {
 
     /// The trace context of the request whose handling is running on this task, if any.
     pub fn current() -> Option<TraceContext> {
-        CURRENT.try_with(Clone::clone).ok()
+        CURRENT.try_with(Clone::clone).ok().flatten()
     }
 
     /// Runs `future` with `self` as the current trace context.
     pub async fn scope<F: std::future::Future>(self, future: F) -> F::Output {
-        CURRENT.scope(self, future).await
+        CURRENT.scope(Some(self), future).await
     }
 }
 
@@ -87,11 +86,44 @@ fn hex_id(id: &str, len: usize) -> Option<String> {
     valid.then(|| id.to_ascii_lowercase())
 }
 
-/// Middleware: handles the request with its trace context (if it has one) current.
-pub async fn propagate(request: Request, next: Next) -> Response {
-    match TraceContext::from_headers(request.headers()) {
-        Some(trace) => trace.scope(next.run(request)).await,
-        None => next.run(request).await,
+/// Layer: each request is handled with its trace context (if it has one) current.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PropagateLayer;
+
+impl<S> Layer<S> for PropagateLayer {
+    type Service = Propagate<S>;
+
+    fn layer(&self, inner: S) -> Propagate<S> {
+        Propagate { inner }
+    }
+}
+
+/// A service that runs with the request's [`TraceContext`] current.
+#[derive(Debug, Clone)]
+pub struct Propagate<S> {
+    inner: S,
+}
+
+impl<S, B> Service<Request<B>> for Propagate<S>
+where
+    S: Service<Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = TaskLocalFuture<Option<TraceContext>, S::Future>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let trace = TraceContext::from_headers(request.headers());
+        let inner = &mut self.inner;
+        let future = CURRENT.sync_scope(trace.clone(), || inner.call(request));
+        CURRENT.scope(trace, future)
     }
 }
 
