@@ -3,9 +3,8 @@
 //! else (status updates, replies, media) happens from the stored events.
 
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{DefaultBodyLimit, FromRequest, Query, Request, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -68,12 +67,10 @@ async fn verify(State(context): State<Context>, Query(query): Query<Verification
 }
 
 /// Checks the signature and that the body is JSON, stores it; 200 only once stored.
-async fn receive(
-    State(context): State<Context>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let body = match body {
+/// (Takes the request whole: the header map extractor would copy every header.)
+async fn receive(State(context): State<Context>, request: Request) -> Response {
+    let signature_header = request.headers().get("x-hub-signature-256").cloned();
+    let body = match Bytes::from_request(request, &()).await {
         Ok(body) => body,
         Err(rejection) => {
             let status = rejection.status();
@@ -85,9 +82,7 @@ async fn receive(
             return Problem::new(status, detail).into_response();
         }
     };
-    let header = headers
-        .get("x-hub-signature-256")
-        .map(|value| value.as_bytes());
+    let header = signature_header.as_ref().map(|value| value.as_bytes());
     if let Err(error) = signature::verify(context.config.app_secret.as_bytes(), &body, header) {
         tracing::warn!(%error, "webhook refused: bad signature (check WA_APP_SECRET)");
         return Problem::new(StatusCode::UNAUTHORIZED, error.to_string()).into_response();
