@@ -73,3 +73,46 @@ async fn a_database_of_a_newer_zapfn_is_refused() {
         Ok(_) => panic!("opened a newer database"),
     }
 }
+
+/// The page size of the database file at `path`.
+fn page_size(path: &std::path::Path) -> i64 {
+    Connection::open(path)
+        .unwrap()
+        .query_row("PRAGMA page_size", [], |row| row.get(0))
+        .unwrap()
+}
+
+/// A new database gets zapfn's 16 KiB pages; one made earlier with SQLite's
+/// default 4 KiB pages keeps them (a WAL database cannot change its page size)
+/// and is read and written as before.
+#[tokio::test]
+async fn new_databases_get_16_kib_pages_and_older_ones_keep_theirs() {
+    let dir = tempfile::tempdir().unwrap();
+    let fresh = dir.path().join("new.db");
+    drop(SqliteStore::open(&fresh, SqliteOptions::default()).unwrap());
+    assert_eq!(page_size(&fresh), 16 * 1024);
+
+    let older = dir.path().join("old.db");
+    Connection::open(&older)
+        .unwrap()
+        .execute_batch(
+            "PRAGMA page_size = 4096; PRAGMA journal_mode = WAL; CREATE TABLE earlier (x);",
+        )
+        .unwrap();
+    let store = SqliteStore::open(&older, SqliteOptions::default()).unwrap();
+    store
+        .record_audit(&AuditEntry {
+            at_ms: 1,
+            key_name: "k".into(),
+            method: "POST".into(),
+            route: "/v1/keys".into(),
+            target: None,
+            status: 201,
+            request_id: "r".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(store.audit_log(5).await.unwrap().len(), 1);
+    drop(store);
+    assert_eq!(page_size(&older), 4096);
+}

@@ -10,13 +10,21 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use rusqlite::Connection;
+
 use super::{open_connection, Durability};
 
 /// How often the WAL is copied back into the database file.
 const INTERVAL: Duration = Duration::from_millis(20);
 
-/// WAL frames after which the writer checkpoints and restarts the WAL itself (~64 MiB).
-pub(crate) const WRITER_CHECKPOINT_FRAMES: u32 = 16_384;
+/// WAL size after which the writer checkpoints and restarts the WAL itself.
+const WRITER_CHECKPOINT_BYTES: i64 = 64 * 1024 * 1024;
+
+/// [`WRITER_CHECKPOINT_BYTES`] in WAL frames (pages) of `conn`'s database.
+pub(crate) fn writer_checkpoint_frames(conn: &Connection) -> rusqlite::Result<i64> {
+    let page_size: i64 = conn.query_row("PRAGMA page_size", [], |row| row.get(0))?;
+    Ok(WRITER_CHECKPOINT_BYTES / page_size.max(512))
+}
 
 /// Stops the checkpoint thread when the last store handle is dropped.
 pub(crate) struct Checkpointer {

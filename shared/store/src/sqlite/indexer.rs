@@ -23,10 +23,13 @@ use super::writer::{run_cached, Writer};
 use super::{ingest, now_ms};
 use crate::{Result, StoreError};
 
-/// Most records stored in one transaction.
-const BATCH_RECORDS: usize = 512;
+/// Most records stored in one transaction. Under a backlog, large batches
+/// store a webhook for less: the random index pages they dirty are shared by
+/// more records (8,192 took ≈ 35 % less CPU per webhook than 512). The writer
+/// is busy that long (≈ 0.2 s) for other jobs; acknowledgements do not wait.
+const BATCH_RECORDS: usize = 8192;
 /// About the most body bytes stored in one transaction.
-const BATCH_BYTES: usize = 4 * 1024 * 1024;
+const BATCH_BYTES: usize = 16 * 1024 * 1024;
 /// How long an idle indexer sleeps before looking for a stop.
 const IDLE_WAIT: Duration = Duration::from_millis(500);
 /// First and longest pause after a failed batch.

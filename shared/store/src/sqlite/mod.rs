@@ -108,8 +108,9 @@ impl SqliteStore {
         conn.pragma_update(
             None,
             "wal_autocheckpoint",
-            checkpoint::WRITER_CHECKPOINT_FRAMES,
+            checkpoint::writer_checkpoint_frames(&conn)?,
         )?;
+        conn.pragma_update(None, "cache_size", -i64::from(WRITER_CACHE_KIB))?;
         let nice = options.background_nice;
         let checkpointer = Arc::new(Checkpointer::start(path.clone(), options.durability, nice));
         let stored_position = indexer::stored_position(&conn)?;
@@ -175,6 +176,17 @@ impl SqliteStore {
     }
 }
 
+/// Page size of new databases. Ingest is bound by the pages a transaction
+/// dirties, each written whole to the WAL and again by the checkpoint, and by
+/// the work per page (cache look-ups, one WAL frame and `pwrite` each): with
+/// 16 KiB pages storing a webhook took ≈ 40 % less CPU than with SQLite's
+/// default 4 KiB (1 and 2 KiB took more, their rows overflow).
+pub(crate) const PAGE_SIZE: u32 = 16 * 1024;
+
+/// Cache of the writer's connection (KiB): the indexes a batch of webhooks
+/// touches stay in memory (the other connections keep SQLite's 4 MB or so).
+const WRITER_CACHE_KIB: u32 = 64 * 1024;
+
 /// Opens one connection with zapfn's pragmas.
 fn open_connection(path: &Path, durability: Durability) -> Result<Connection> {
     let conn = Connection::open(path)?;
@@ -185,12 +197,12 @@ fn open_connection(path: &Path, durability: Durability) -> Result<Connection> {
         Durability::Process => "NORMAL",
         Durability::Power => "FULL",
     };
-    // Small pages: index inserts land on random pages, and every dirty page is
-    // written whole to the WAL, so 1 KiB pages write a quarter of 4 KiB ones.
-    // (Takes effect when the file is created.) The WAL is truncated back to
+    // The page size takes effect when the file is created (before WAL mode; a
+    // database made with another size keeps it). The WAL is truncated back to
     // 64 MiB after checkpoints.
     conn.execute_batch(&format!(
-        "PRAGMA journal_mode = WAL; PRAGMA journal_size_limit = 67108864; PRAGMA synchronous = {synchronous}; PRAGMA foreign_keys = ON;
+        "PRAGMA page_size = {PAGE_SIZE}; PRAGMA journal_mode = WAL; PRAGMA journal_size_limit = 67108864;
+         PRAGMA synchronous = {synchronous}; PRAGMA foreign_keys = ON;
          PRAGMA temp_store = MEMORY; PRAGMA cache_size = -4000;"
     ))?;
     Ok(conn)
