@@ -26,7 +26,7 @@ use crate::{Result, StoreError};
 /// Most records stored in one transaction. Under a backlog, large batches
 /// store a webhook for less: the random index pages they dirty are shared by
 /// more records (4,096 took ≈ 30 % less CPU per webhook than 512). The writer
-/// is busy that long (≈ 0.2 s) for other jobs; acknowledgements do not wait.
+/// is busy that long (up to ≈ 0.3 s) for other jobs; acknowledgements do not wait.
 const BATCH_RECORDS: usize = 8192;
 /// About the most body bytes stored in one transaction.
 const BATCH_BYTES: usize = 16 * 1024 * 1024;

@@ -184,7 +184,7 @@ impl SqliteStore {
 pub(crate) const PAGE_SIZE: u32 = 16 * 1024;
 
 /// Cache of the writer's connection (KiB): the indexes a batch of webhooks
-/// touches stay in memory (the other connections keep SQLite's 4 MB or so).
+/// touches stay in memory (the other connections keep 4 MB each).
 const WRITER_CACHE_KIB: u32 = 64 * 1024;
 
 /// Opens one connection with zapfn's pragmas.
