@@ -524,6 +524,83 @@ async fn text_25_hours_after_the_customer_wrote_is_422_but_23_hours_is_accepted(
     assert_eq!(status, 202, "{answer}");
 }
 
+/// Holds the SQLite write lock of `system` from another connection, as another
+/// process could: webhooks are still acknowledged (journaled) but not stored.
+fn lock_writes(system: &System) -> Connection {
+    let lock = Connection::open(system.dir.path().join("zapfn.db")).unwrap();
+    lock.execute_batch("BEGIN IMMEDIATE").unwrap();
+    lock
+}
+
+/// A customer's text acknowledged with 200; not waiting for it to be stored.
+async fn customer_writes_unstored(system: &System, wa_id: &str) {
+    let message = builders::text_message(
+        wa_id,
+        &builders::new_wamid(),
+        chrono::Utc::now().timestamp(),
+        "where is my order?",
+    );
+    let body =
+        builders::messages_notification(PHONE_NUMBER_ID, wa_id, "Test Customer", vec![message]);
+    let status = zapfn_sandbox::post_signed(
+        &system.http,
+        &system.url("/webhook"),
+        common::SECRET.as_bytes(),
+        body.to_string().as_bytes(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn a_reply_to_a_message_acknowledged_but_not_stored_yet_waits_for_it() {
+    let system = common::start(&[]).await;
+    let lock = lock_writes(&system);
+    customer_writes_unstored(&system, "5511966660003").await;
+    let unlock = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(4));
+        lock.execute_batch("ROLLBACK").unwrap();
+    });
+    let asked = std::time::Instant::now();
+    let (status, answer) = system
+        .post(&send_path(), &text_to("5511966660003", "It ships today"))
+        .await;
+    assert_eq!(status, 202, "{answer}");
+    assert!(
+        asked.elapsed() >= Duration::from_secs(3),
+        "answered after {:?}, before the customer's message could be stored",
+        asked.elapsed()
+    );
+    unlock.join().unwrap();
+}
+
+#[tokio::test]
+async fn a_reply_whose_window_cannot_be_known_yet_is_503_not_422() {
+    let system = common::start(&[]).await;
+    let lock = lock_writes(&system);
+    customer_writes_unstored(&system, "5511966660004").await;
+    let response = system
+        .http
+        .post(system.url(&send_path()))
+        .bearer_auth(API_KEY)
+        .json(&text_to("5511966660004", "It ships today"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.headers()["retry-after"], "2");
+    let answer: Value = response.json().await.unwrap();
+    assert_meta_error(&answer, 2, "to");
+    assert_eq!(outbound_rows(&system), 0, "nothing queued");
+
+    lock.execute_batch("ROLLBACK").unwrap();
+    let (status, answer) = system
+        .post(&send_path(), &text_to("5511966660004", "It ships today"))
+        .await;
+    assert_eq!(status, 202, "{answer}");
+}
+
 // ---------------------------------------------------------------- idempotency
 
 #[tokio::test]

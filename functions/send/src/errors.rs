@@ -1,6 +1,6 @@
 //! Meta-style error bodies for the send API, naming the field at fault.
 
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
@@ -78,6 +78,15 @@ impl IntoResponse for MetaError {
                 "field": self.field,
             }
         });
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+        }
+        response
     }
 }
+
+/// `Retry-After` of a 503: what failed is expected back within moments.
+const RETRY_AFTER_SECONDS: u64 = 2;

@@ -17,6 +17,8 @@ mod media;
 mod read;
 pub mod retention;
 
+use std::time::Duration;
+
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, State};
@@ -34,6 +36,10 @@ pub use errors::MetaError;
 
 /// The customer-service window: free-form messages only within 24 h of the customer's last message.
 pub const SERVICE_WINDOW_SECONDS: i64 = 24 * 60 * 60;
+
+/// Longest a send whose customer-service window looks closed waits for the
+/// webhooks acknowledged before it to be stored (503 after it).
+const WINDOW_WEBHOOK_WAIT: Duration = Duration::from_secs(10);
 
 /// Largest send body accepted (Meta's own bodies are far smaller).
 const MAX_SEND_BODY: usize = 256 * 1024;
@@ -170,31 +176,57 @@ fn refuse_private_links(body: &Value, allow_private: bool) -> Result<(), MetaErr
     Ok(())
 }
 
-/// 422 unless the customer wrote within the last 24 hours.
+/// 422 unless the customer wrote within the last 24 hours. Webhooks are
+/// acknowledged once journaled and stored an instant later, so a window that
+/// looks closed is looked at again once every webhook acknowledged before
+/// this request is stored; while they are not (a backlog past
+/// [`WINDOW_WEBHOOK_WAIT`]) the answer is 503, never a false 422.
 async fn ensure_window_open(
     context: &Context,
     phone_number_id: &str,
     to: &str,
 ) -> Result<(), MetaError> {
-    let last = context
-        .store
+    let store = &context.store;
+    let mut last = store
         .last_inbound_at(phone_number_id, to)
         .await
         .map_err(MetaError::from)?;
-    let now = chrono::Utc::now().timestamp();
-    match last {
-        Some(at) if now - at < SERVICE_WINDOW_SECONDS => Ok(()),
-        _ => Err(MetaError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            131047,
-            "to",
-            match last {
-                Some(_) => "more than 24 hours have passed since the customer last replied: \
-                            the customer-service window is closed, send a template message instead",
-                None => "the customer has not messaged this number: outside the customer-service window \
-                         only template messages can be sent, send a template message instead",
-            }
-            .to_owned(),
-        )),
+    if !window_open(last) {
+        if !store.flush_webhooks(WINDOW_WEBHOOK_WAIT).await {
+            return Err(MetaError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                2,
+                "to",
+                "webhooks received before this request are still being stored, so whether the \
+                 customer wrote within 24 hours is not known yet; nothing was queued, retry",
+            ));
+        }
+        last = store
+            .last_inbound_at(phone_number_id, to)
+            .await
+            .map_err(MetaError::from)?;
     }
+    if window_open(last) {
+        return Ok(());
+    }
+    Err(MetaError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        131047,
+        "to",
+        match last {
+            Some(_) => {
+                "more than 24 hours have passed since the customer last replied: \
+                        the customer-service window is closed, send a template message instead"
+            }
+            None => {
+                "the customer has not messaged this number: outside the customer-service window \
+                     only template messages can be sent, send a template message instead"
+            }
+        },
+    ))
+}
+
+/// Whether a customer who last wrote at `last` (Unix seconds) is within the window.
+fn window_open(last: Option<i64>) -> bool {
+    last.is_some_and(|at| chrono::Utc::now().timestamp() - at < SERVICE_WINDOW_SECONDS)
 }
