@@ -10,7 +10,8 @@ use axum::extract::MatchedPath;
 use axum::http::{Request, Response};
 use axum::{BoxError, Router};
 use http_body::Body as HttpBody;
-use tower::{Layer, Service, ServiceBuilder};
+use tower::util::MapRequestLayer;
+use tower::{Service, ServiceBuilder};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 use tracing::Span;
@@ -50,7 +51,7 @@ where
         )
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(LimitsLayer::new(limits))
-        .service(router.layer(RecordRouteLayer))
+        .service(router.layer(MapRequestLayer::new(record_route)))
 }
 
 /// The span of one request; its route is recorded once the router matched it.
@@ -70,45 +71,13 @@ fn request_span<B>(request: &Request<B>) -> Span {
 
 /// Records the matched route template (not the path: paths carry ids such as
 /// a customer's number) on the request's span.
-#[derive(Debug, Clone, Copy)]
-struct RecordRouteLayer;
-
-impl<S> Layer<S> for RecordRouteLayer {
-    type Service = RecordRoute<S>;
-
-    fn layer(&self, inner: S) -> RecordRoute<S> {
-        RecordRoute { inner }
-    }
-}
-
-#[derive(Debug, Clone)]
-struct RecordRoute<S> {
-    inner: S,
-}
-
-impl<S, B> Service<Request<B>> for RecordRoute<S>
-where
-    S: Service<Request<B>>,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = S::Future;
-
-    fn poll_ready(
-        &mut self,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), S::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request<B>) -> S::Future {
-        let route = request
-            .extensions()
-            .get::<MatchedPath>()
-            .map_or("(unmatched)", MatchedPath::as_str);
-        Span::current().record("route", route);
-        self.inner.call(request)
-    }
+fn record_route<B>(request: Request<B>) -> Request<B> {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("(unmatched)", MatchedPath::as_str);
+    Span::current().record("route", route);
+    request
 }
 
 /// Serves `router` on `addr` until SIGTERM or Ctrl-C, then stops `consumers`.

@@ -17,6 +17,19 @@ CREATE TABLE api_keys (
 INSERT INTO api_keys VALUES ('live-hash', 'old', 100, NULL), ('gone-hash', 'gone', 100, 200);
 ";
 
+/// An audit entry of a key creation by `key_name`.
+fn audit_entry(key_name: &str) -> AuditEntry {
+    AuditEntry {
+        at_ms: 1,
+        key_name: key_name.into(),
+        method: "POST".into(),
+        route: "/v1/keys".into(),
+        target: None,
+        status: 201,
+        request_id: "r".into(),
+    }
+}
+
 #[tokio::test]
 async fn a_version_1_database_is_upgraded_in_place() {
     let dir = tempfile::tempdir().unwrap();
@@ -34,18 +47,7 @@ async fn a_version_1_database_is_upgraded_in_place() {
     assert_eq!(old.rate_per_second, None);
     assert_eq!(old.created_at, 100);
     assert_eq!(store.api_key("gone-hash").await.unwrap(), None);
-    store
-        .record_audit(&AuditEntry {
-            at_ms: 1,
-            key_name: "old".into(),
-            method: "POST".into(),
-            route: "/v1/keys".into(),
-            target: None,
-            status: 201,
-            request_id: "r".into(),
-        })
-        .await
-        .unwrap();
+    store.record_audit(&audit_entry("old")).await.unwrap();
     assert_eq!(store.audit_log(5).await.unwrap().len(), 1);
     drop(store);
 
@@ -100,18 +102,7 @@ async fn new_databases_get_16_kib_pages_and_older_ones_keep_theirs() {
         )
         .unwrap();
     let store = SqliteStore::open(&older, SqliteOptions::default()).unwrap();
-    store
-        .record_audit(&AuditEntry {
-            at_ms: 1,
-            key_name: "k".into(),
-            method: "POST".into(),
-            route: "/v1/keys".into(),
-            target: None,
-            status: 201,
-            request_id: "r".into(),
-        })
-        .await
-        .unwrap();
+    store.record_audit(&audit_entry("k")).await.unwrap();
     assert_eq!(store.audit_log(5).await.unwrap().len(), 1);
     drop(store);
     assert_eq!(page_size(&older), 4096);
