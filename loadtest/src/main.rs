@@ -309,10 +309,15 @@ async fn main() -> anyhow::Result<()> {
     let abandoned = ledger.with(|l| (l.webhook_abandoned, l.api_refused.clone()));
     let markdown = figures.markdown();
     println!("{markdown}");
-    if let Some(section) = &args.section {
-        write_section(section, &markdown)?;
-    }
     let passed = figures.passed() && drained && abandoned.0 == 0 && abandoned.1.is_empty();
+    // A failed run's figures are not the product's: RELIABILITY.md keeps the last good run.
+    match &args.section {
+        Some(section) if passed => write_section(section, &markdown)?,
+        Some(section) => {
+            eprintln!("RELIABILITY.md: section {section} left as it was (this run failed)")
+        }
+        None => {}
+    }
     backend.finish(passed).await?;
     if abandoned.0 > 0 || !abandoned.1.is_empty() {
         bail!(
