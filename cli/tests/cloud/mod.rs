@@ -326,7 +326,7 @@ impl Deployment {
         .collect();
 
         let mut functions = HashMap::new();
-        for package in packages {
+        for (n, package) in packages.iter().enumerate() {
             let name = short_name(package);
             let mut env = common.clone();
             env.push(("PORT".into(), ports[&name].to_string()));
@@ -339,6 +339,11 @@ impl Deployment {
                 name: name.clone(),
             };
             process.spawn();
+            if n == 0 {
+                // The first one stores the bootstrap API key; the others then
+                // find it and start without writing (as instances of a deployment do).
+                wait_healthy(&process.url(), &process.name, &process.log).await;
+            }
             functions.insert(name, process);
         }
         for process in functions.values() {

@@ -108,21 +108,36 @@ pub async fn issue_key(
 
 /// Stores `ZAPFN_API_KEY` (if set) as the `bootstrap` key: admin on every number, unlimited.
 pub async fn store_bootstrap_key(context: &Context) -> anyhow::Result<()> {
-    if let Some(key) = &context.config.bootstrap_api_key {
-        context
-            .store
-            .put_api_key(&ApiKey {
-                name: "bootstrap".into(),
-                key_hash: hash_key(&context.config.key_pepper, key),
-                scopes: vec![Scope::Admin],
-                phone_number_ids: vec![ALL_NUMBERS.into()],
-                rate_per_second: None,
-                created_at: chrono::Utc::now().timestamp(),
-                revoked_at: None,
-            })
-            .await?;
+    let Some(key) = &context.config.bootstrap_api_key else {
+        return Ok(());
+    };
+    let bootstrap = ApiKey {
+        name: "bootstrap".into(),
+        key_hash: hash_key(&context.config.key_pepper, key),
+        scopes: vec![Scope::Admin],
+        phone_number_ids: vec![ALL_NUMBERS.into()],
+        rate_per_second: None,
+        created_at: chrono::Utc::now().timestamp(),
+        revoked_at: None,
+    };
+    // Every instance starts here: one that finds the key as it would write it
+    // only reads (on Firestore, ten instances starting at once each wrote it in
+    // a transaction on the same document and waited on each other's locks).
+    let stored = context.store.api_key(&bootstrap.key_hash).await?;
+    if stored.is_some_and(|stored| is_bootstrap(&stored, &bootstrap)) {
+        return Ok(());
     }
+    context.store.put_api_key(&bootstrap).await?;
     Ok(())
+}
+
+/// Whether `stored` is live and as the bootstrap key `wanted` would be written.
+fn is_bootstrap(stored: &ApiKey, wanted: &ApiKey) -> bool {
+    stored.revoked_at.is_none()
+        && stored.name == wanted.name
+        && stored.scopes == wanted.scopes
+        && stored.phone_number_ids == wanted.phone_number_ids
+        && stored.rate_per_second == wanted.rate_per_second
 }
 
 /// The key a request authenticated with (put in its extensions by [`require_api_key`]).
