@@ -341,7 +341,9 @@ impl Deployment {
             process.spawn();
             if n == 0 {
                 // The first one stores the bootstrap API key; the others then
-                // find it and start without writing (as instances of a deployment do).
+                // find it and start without writing, as every start after a
+                // deployment's first does (ten first writes at once on one
+                // emulator document wait on each other's locks).
                 wait_healthy(&process.url(), &process.name, &process.log).await;
             }
             functions.insert(name, process);

@@ -131,10 +131,9 @@ pub async fn store_bootstrap_key(context: &Context) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Whether `stored` is live and as the bootstrap key `wanted` would be written.
+/// Whether the live key `stored` is as the bootstrap key `wanted` would be written.
 fn is_bootstrap(stored: &ApiKey, wanted: &ApiKey) -> bool {
-    stored.revoked_at.is_none()
-        && stored.name == wanted.name
+    stored.name == wanted.name
         && stored.scopes == wanted.scopes
         && stored.phone_number_ids == wanted.phone_number_ids
         && stored.rate_per_second == wanted.rate_per_second

@@ -121,6 +121,8 @@ where
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let trace = TraceContext::from_headers(request.headers());
+        // Current while the inner services' `call`s run (a layer may log there,
+        // e.g. a refused request head) and while their future runs.
         let inner = &mut self.inner;
         let future = CURRENT.sync_scope(trace.clone(), || inner.call(request));
         CURRENT.scope(trace, future)

@@ -17,8 +17,9 @@ use super::{open_connection, Durability};
 /// How often the WAL is copied back into the database file.
 const INTERVAL: Duration = Duration::from_millis(20);
 
-/// WAL size after which the writer checkpoints and restarts the WAL itself.
-const WRITER_CHECKPOINT_BYTES: i64 = 64 * 1024 * 1024;
+/// WAL size after which the writer checkpoints and restarts the WAL itself
+/// (also the size the WAL file is truncated back to after a checkpoint).
+pub(crate) const WRITER_CHECKPOINT_BYTES: i64 = 64 * 1024 * 1024;
 
 /// [`WRITER_CHECKPOINT_BYTES`] in WAL frames (pages) of `conn`'s database.
 pub(crate) fn writer_checkpoint_frames(conn: &Connection) -> rusqlite::Result<i64> {

@@ -181,7 +181,7 @@ impl SqliteStore {
 /// the work per page (cache look-ups, one WAL frame and `pwrite` each): with
 /// 16 KiB pages storing a webhook took ≈ 25 % less CPU than with SQLite's
 /// default 4 KiB (1 and 2 KiB took more, their rows overflow).
-pub(crate) const PAGE_SIZE: u32 = 16 * 1024;
+const PAGE_SIZE: u32 = 16 * 1024;
 
 /// Cache of the writer's connection (KiB): the indexes a batch of webhooks
 /// touches stay in memory (the other connections keep 4 MB each).
@@ -199,9 +199,10 @@ fn open_connection(path: &Path, durability: Durability) -> Result<Connection> {
     };
     // The page size takes effect when the file is created (before WAL mode; a
     // database made with another size keeps it). The WAL is truncated back to
-    // 64 MiB after checkpoints.
+    // the writer's checkpoint size after checkpoints.
+    let wal_limit = checkpoint::WRITER_CHECKPOINT_BYTES;
     conn.execute_batch(&format!(
-        "PRAGMA page_size = {PAGE_SIZE}; PRAGMA journal_mode = WAL; PRAGMA journal_size_limit = 67108864;
+        "PRAGMA page_size = {PAGE_SIZE}; PRAGMA journal_mode = WAL; PRAGMA journal_size_limit = {wal_limit};
          PRAGMA synchronous = {synchronous}; PRAGMA foreign_keys = ON;
          PRAGMA temp_store = MEMORY; PRAGMA cache_size = -4000;"
     ))?;
