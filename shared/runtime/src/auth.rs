@@ -123,20 +123,19 @@ pub async fn store_bootstrap_key(context: &Context) -> anyhow::Result<()> {
     // Every instance starts here: one that finds the key as it would write it
     // only reads (on Firestore, ten instances starting at once each wrote it in
     // a transaction on the same document and waited on each other's locks).
+    // A live key equal to it but for its creation time is the one it would write.
     let stored = context.store.api_key(&bootstrap.key_hash).await?;
-    if stored.is_some_and(|stored| is_bootstrap(&stored, &bootstrap)) {
-        return Ok(());
+    if let Some(stored) = stored {
+        let as_written = ApiKey {
+            created_at: stored.created_at,
+            ..bootstrap.clone()
+        };
+        if stored == as_written {
+            return Ok(());
+        }
     }
     context.store.put_api_key(&bootstrap).await?;
     Ok(())
-}
-
-/// Whether the live key `stored` is as the bootstrap key `wanted` would be written.
-fn is_bootstrap(stored: &ApiKey, wanted: &ApiKey) -> bool {
-    stored.name == wanted.name
-        && stored.scopes == wanted.scopes
-        && stored.phone_number_ids == wanted.phone_number_ids
-        && stored.rate_per_second == wanted.rate_per_second
 }
 
 /// The key a request authenticated with (put in its extensions by [`require_api_key`]).
