@@ -8,11 +8,10 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 use zapfn_whatsapp::builders::new_wamid;
-use zapfn_whatsapp::send::validate;
+use zapfn_whatsapp::send::{contacts_answer, validate};
 
 use crate::meta_error::{meta_error, meta_error_with_status};
 use crate::{faults, statuses, Sandbox, SentMessage};
-use zapfn_whatsapp::wa_id;
 
 /// Checks the bearer token, applies a pending fault, validates the body, records
 /// the send and answers like Meta; accepted messages get status webhooks.
@@ -58,9 +57,13 @@ pub(crate) async fn send(
         .get("biz_opaque_callback_data")
         .and_then(Value::as_str)
         .map(str::to_owned);
+    // Meta echoes the recipient as written, with its digits as the `wa_id`
+    // (or its business-scoped `user_id`).
+    let contacts = request.to.as_deref().map(|to| contacts_answer(&body, to));
+    let written = |contacts: &Value| contacts[0]["input"].as_str().map(str::to_owned);
     sandbox.sent_log().push(SentMessage {
         phone_number_id: phone_number_id.clone(),
-        to: request.to.clone(),
+        to: contacts.as_ref().and_then(written),
         message_type: request.message_type,
         wamid: wamid.clone(),
         body,
@@ -69,18 +72,16 @@ pub(crate) async fn send(
     let Some(wamid) = wamid else {
         return Json(json!({ "success": true })).into_response();
     };
-    let input = request.to.unwrap_or_default();
-    let wa_id = wa_id(&input);
     statuses::spawn(
         &sandbox,
         phone_number_id,
         wamid.clone(),
-        wa_id.clone(),
+        request.to.unwrap_or_default(),
         callback_data,
     );
     Json(json!({
         "messaging_product": "whatsapp",
-        "contacts": [{ "input": input, "wa_id": wa_id }],
+        "contacts": contacts.unwrap_or_else(|| json!([])),
         "messages": [{ "id": wamid }],
     }))
     .into_response()

@@ -58,8 +58,10 @@ pub fn title(code: i64) -> &'static str {
         131048 => "Spam rate limit hit",
         131051 => "Unsupported message type",
         131056 => "(Business Account, Consumer Account) pair rate limit hit",
+        131062 => "Business-scoped User ID recipients are not supported for this message",
         132000 => "Number of parameters does not match the expected number of params",
         132001 => "Template name does not exist in the translation",
+        132018 => "There was an issue with the parameters in your template message",
         _ => "An error occurred",
     }
 }
@@ -84,7 +86,7 @@ mod tests {
         }
         assert_eq!(classify(131056), ErrorClass::PairRateLimit);
         for code in [
-            131047, 131026, 131051, 132000, 132001, 132015, 190, 0, 10, 131048, 368,
+            131047, 131026, 131051, 131062, 132000, 132001, 132015, 132018, 190, 0, 10, 131048, 368,
         ] {
             assert_eq!(classify(code), ErrorClass::Permanent, "{code}");
         }

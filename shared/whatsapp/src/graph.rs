@@ -47,16 +47,25 @@ pub enum CallError {
 }
 
 impl CallError {
-    /// Whether Meta may have taken the message although the call failed.
+    /// Whether Meta may have taken the message although the call failed: no
+    /// answer, a broken connection, or a gateway's 502/504 (the backend behind
+    /// it may have taken the request).
     pub fn maybe_delivered(&self) -> bool {
-        matches!(self, CallError::Timeout | CallError::Transport(_))
+        match self {
+            CallError::Api { http_status, .. } => matches!(http_status, 502 | 504),
+            CallError::Timeout | CallError::Transport(_) => true,
+            CallError::Unreachable(_) => false,
+        }
     }
 
-    /// Whether the call may be tried again, and how.
+    /// Whether the call may be tried again, and how: a 5xx or a 429 always may,
+    /// whatever code the body names.
     pub fn class(&self) -> ErrorClass {
         match self {
             CallError::Api { http_status, error } => match error.class() {
-                ErrorClass::Permanent if *http_status >= 500 => ErrorClass::Retry,
+                ErrorClass::Permanent if *http_status >= 500 || *http_status == 429 => {
+                    ErrorClass::Retry
+                }
                 class => class,
             },
             CallError::Timeout | CallError::Unreachable(_) | CallError::Transport(_) => {
@@ -185,5 +194,105 @@ fn transport_error(error: reqwest::Error) -> CallError {
         CallError::Unreachable(error.to_string())
     } else {
         CallError::Transport(error.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpStream};
+
+    use super::*;
+
+    /// A client of a loopback server that answers every request with `status` and `body`.
+    async fn answering(status: u16, body: String) -> GraphClient {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let body = body.clone();
+                tokio::spawn(async move {
+                    read_request(&mut socket).await;
+                    let answer = format!(
+                        "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = socket.write_all(answer.as_bytes()).await;
+                });
+            }
+        });
+        GraphClient::new(GraphConfig {
+            base_url: format!("http://{address}"),
+            api_version: "v23.0".into(),
+            access_token: "token".into(),
+            timeout: Duration::from_secs(10),
+        })
+    }
+
+    /// Reads the request head and as much body as it announces.
+    async fn read_request(socket: &mut TcpStream) {
+        let mut request = Vec::new();
+        let mut chunk = [0; 4096];
+        loop {
+            let read = socket.read(&mut chunk).await.unwrap_or(0);
+            request.extend_from_slice(&chunk[..read]);
+            let text = String::from_utf8_lossy(&request).to_ascii_lowercase();
+            let Some(head_end) = text.find("\r\n\r\n") else {
+                if read == 0 {
+                    return;
+                }
+                continue;
+            };
+            let length: usize = text[..head_end]
+                .lines()
+                .find_map(|line| line.strip_prefix("content-length:"))
+                .and_then(|value| value.trim().parse().ok())
+                .unwrap_or(0);
+            if read == 0 || request.len() >= head_end + 4 + length {
+                return;
+            }
+        }
+    }
+
+    async fn send_error(status: u16, body: impl Into<String>) -> CallError {
+        answering(status, body.into())
+            .await
+            .send_message(
+                "106540352242922",
+                &serde_json::json!({"to": "5511999990000"}),
+            )
+            .await
+            .unwrap_err()
+    }
+
+    #[tokio::test]
+    async fn http_429_is_retried_whatever_the_code() {
+        for code in ["613", "17", "133016", "131047", "130429"] {
+            let body = format!(r#"{{"error":{{"code":{code},"message":"slow down"}}}}"#);
+            let error = send_error(429, body).await;
+            assert_eq!(error.class(), ErrorClass::Retry, "{code}: {error}");
+        }
+        let paced = send_error(429, r#"{"error":{"code":131056,"message":"pair"}}"#).await;
+        assert_eq!(paced.class(), ErrorClass::PairRateLimit, "pair pacing kept");
+        let refused = send_error(400, r#"{"error":{"code":613,"message":"limit"}}"#).await;
+        assert_eq!(refused.class(), ErrorClass::Permanent, "not at 429");
+    }
+
+    #[tokio::test]
+    async fn gateway_errors_may_have_delivered() {
+        for status in [502, 504] {
+            let error = send_error(status, "<html>bad gateway</html>").await;
+            assert!(error.maybe_delivered(), "{status}: {error}");
+            assert_eq!(error.class(), ErrorClass::Retry, "{status}");
+            let graph = send_error(status, r#"{"error":{"code":131000,"message":"x"}}"#).await;
+            assert!(graph.maybe_delivered(), "{status} with a Graph body");
+        }
+        for status in [500, 503] {
+            let error = send_error(status, "oops").await;
+            assert!(!error.maybe_delivered(), "{status}: {error}");
+            assert_eq!(error.class(), ErrorClass::Retry, "{status}");
+        }
+        let refused = send_error(400, r#"{"error":{"code":100,"message":"bad"}}"#).await;
+        assert!(!refused.maybe_delivered());
     }
 }

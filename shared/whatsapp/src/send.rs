@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 /// A send request that passed validation.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SendRequest {
-    /// Recipient as given (`to`), digits with optional leading '+'; None for mark-as-read.
+    /// Recipient: a phone number's digits (its `wa_id`), a group id as given, None for mark-as-read.
     pub to: Option<String>,
     /// Message type: "text", "image", "video", "audio", "document", "sticker", "location",
     /// "contacts", "interactive", "template", "reaction", or "read" for mark-as-read.
@@ -44,6 +44,8 @@ const MISSING: i64 = 131_008;
 const INVALID: i64 = 131_009;
 /// Meta's code for an unknown or unsupported parameter or type.
 const UNSUPPORTED: i64 = 100;
+/// Meta's code for a template parameter it cannot use (v23.0 on).
+const TEMPLATE_PARAMETER: i64 = 132_018;
 /// Upper bound for strings whose length Meta does not limit.
 const NO_LIMIT: usize = usize::MAX;
 
@@ -58,6 +60,7 @@ const INTERACTIVE_TYPES: &[&str] = &[
     "location_request_message",
     "call_permission_request",
     "voice_call",
+    "carousel",
 ];
 const COMPONENT_TYPES: &[&str] = &[
     "header",
@@ -66,6 +69,7 @@ const COMPONENT_TYPES: &[&str] = &[
     "button",
     "carousel",
     "limited_time_offer",
+    "tap_target_configuration",
 ];
 const PARAMETER_TYPES: &[&str] = &[
     "text",
@@ -81,6 +85,7 @@ const PARAMETER_TYPES: &[&str] = &[
     "order_status",
     "product",
     "limited_time_offer",
+    "tap_target_configuration",
 ];
 
 type Checked<T> = Result<T, ValidationError>;
@@ -127,6 +132,21 @@ pub fn validate(body: &Value) -> Result<SendRequest, ValidationError> {
     })
 }
 
+/// Meta's `contacts` answer: the recipient as written (`to`, else `recipient`),
+/// with its `wa_id`, or its `user_id` when it is a business-scoped user id.
+pub fn contacts_answer(body: &Value, to: &str) -> Value {
+    let written = ["to", "recipient"]
+        .into_iter()
+        .find_map(|key| body.get(key).and_then(Value::as_str))
+        .unwrap_or(to);
+    let id_key = if crate::is_user_id(to) {
+        "user_id"
+    } else {
+        "wa_id"
+    };
+    serde_json::json!([{ "input": written, id_key: to }])
+}
+
 /// Mark-as-read (`status:"read"` + `message_id`), optionally with a text typing indicator.
 fn validate_mark_read(root: &Node, status: &Value) -> Checked<SendRequest> {
     if status.as_str() != Some("read") {
@@ -145,23 +165,48 @@ fn validate_mark_read(root: &Node, status: &Value) -> Checked<SendRequest> {
     })
 }
 
-/// `recipient_type` and `to`: a phone number for individuals, any non-empty id for groups.
+/// `recipient_type` and the recipient: for individuals a phone number in `to`
+/// (returned as its digits) or, without `to`, a business-scoped user id in
+/// `recipient` (returned as it is; `to` wins when both are given, as at Meta);
+/// for groups any non-empty id in `to` (returned as given).
 fn validate_recipient(root: &Node) -> Checked<String> {
     let group = root.opt_choice("recipient_type", &["individual", "group"])? == Some("group");
-    let to = root.str("to")?;
-    if group && to.trim().is_empty() {
-        return Err(invalid("to", "group id must not be empty"));
+    let user_id = root.opt_str("recipient")?;
+    if let Some(user_id) = user_id.filter(|id| !crate::is_user_id(id)) {
+        let message = format!(
+            "{user_id:?} is not a business-scoped user id (a country code, a dot, then \
+             letters and digits, e.g. US.13491208655302741918)"
+        );
+        return Err(invalid("recipient", message));
     }
-    if !group && !is_phone_number(to) {
-        return Err(invalid("to", "must be an optional '+' then 5 to 20 digits"));
+    let to = match (root.opt_str("to")?, user_id) {
+        (Some(to), _) => to,
+        (None, Some(user_id)) if !group => return Ok(user_id.to_owned()),
+        (None, _) => return Err(missing("to")),
+    };
+    if group {
+        if to.trim().is_empty() {
+            return Err(invalid("to", "group id must not be empty"));
+        }
+        return Ok(to.to_owned());
     }
-    Ok(to.to_owned())
+    if !is_phone_number(to) {
+        let message = "must be an optional '+' then digits, spaces, hyphens or parentheses, \
+                       with 5 to 20 digits";
+        return Err(invalid("to", message));
+    }
+    Ok(crate::wa_id(to))
 }
 
-/// True for an optional '+' followed by 5..=20 ASCII digits.
+/// True for an optional '+' followed by digits, spaces, hyphens and parentheses,
+/// with 5..=20 digits in all (Meta accepts these formats in send requests).
 fn is_phone_number(to: &str) -> bool {
-    let digits = to.strip_prefix('+').unwrap_or(to);
-    (5..=20).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit())
+    let rest = to.strip_prefix('+').unwrap_or(to);
+    let digits = rest.bytes().filter(u8::is_ascii_digit).count();
+    (5..=20).contains(&digits)
+        && rest
+            .bytes()
+            .all(|b| b.is_ascii_digit() || matches!(b, b' ' | b'-' | b'(' | b')'))
 }
 
 /// `context` of a reply: an object with a non-empty `message_id`.
@@ -240,10 +285,14 @@ fn coordinate(location: &Node, key: &str, limit: f64) -> Checked<f64> {
     in_range.ok_or_else(|| invalid(location.field(key), message))
 }
 
-/// `contacts`: a non-empty array of cards, each with `name.formatted_name`.
+/// Most contact cards Meta accepts in one `contacts` message.
+const MAX_CONTACTS: usize = 257;
+
+/// `contacts`: 1..=257 cards, each with `name.formatted_name`.
 fn validate_contacts(contacts: &List) -> Checked<Option<String>> {
-    if contacts.items.is_empty() {
-        return Err(invalid(&contacts.path, "must contain at least one contact"));
+    if !(1..=MAX_CONTACTS).contains(&contacts.items.len()) {
+        let message = format!("must contain 1 to {MAX_CONTACTS} contacts");
+        return Err(invalid(&contacts.path, message));
     }
     for contact in contacts.objects()? {
         let name = contact.object("name")?;
@@ -264,11 +313,17 @@ fn validate_interactive(interactive: &Node) -> Checked<Option<String>> {
         let message = format!("unsupported interactive type {kind:?}");
         return Err(unsupported(interactive.field("type"), message));
     }
+    // A list's body may be as long as a text message's; other types stop at 1024.
+    let body_limit = if kind == "list" { MAX_TEXT_BODY } else { 1024 };
     let body = match interactive.opt_object("body")? {
-        Some(body) => Some(body.text("text", 1, 1024)?),
+        Some(body) => Some(body.text("text", 1, body_limit)?),
         None if kind == "product" => None,
         None => return Err(missing(interactive.field("body"))),
     };
+    if kind == "carousel" {
+        interactive.reject("header")?;
+        interactive.reject("footer")?;
+    }
     if let Some(footer) = interactive.opt_object("footer")? {
         footer.text("text", 1, 60)?;
     }
@@ -280,6 +335,7 @@ fn validate_interactive(interactive: &Node) -> Checked<Option<String>> {
         "list" => validate_list(&interactive.object("action")?)?,
         "cta_url" => validate_cta_url(&interactive.object("action")?)?,
         "flow" => validate_flow(&interactive.object("action")?)?,
+        "carousel" => validate_carousel(&interactive.object("action")?)?,
         _ => {}
     }
     Ok(body.map(str::to_owned))
@@ -298,7 +354,8 @@ fn validate_header(header: &Node, text_only: bool) -> Checked<()> {
     }
 }
 
-/// Reply buttons: 1..=3 `reply` buttons with unique ids (≤256) and titles (≤20).
+/// Reply buttons: 1..=3 `reply` buttons with unique ids (≤256, no leading or trailing
+/// spaces) and titles (≤20).
 fn validate_buttons(action: &Node) -> Checked<()> {
     let buttons = action.array("buttons")?;
     if !(1..=3).contains(&buttons.items.len()) {
@@ -309,6 +366,10 @@ fn validate_buttons(action: &Node) -> Checked<()> {
         button.choice("type", &["reply"])?;
         let reply = button.object("reply")?;
         let (id, title) = (reply.text("id", 1, 256)?, reply.text("title", 1, 20)?);
+        if id.trim() != id {
+            let message = "must not have leading or trailing spaces";
+            return Err(invalid(reply.field("id"), message));
+        }
         unique(&mut ids, id, reply.field("id"))?;
         unique(&mut titles, title, reply.field("title"))?;
     }
@@ -355,6 +416,64 @@ fn validate_cta_url(action: &Node) -> Checked<()> {
     let parameters = action.object("parameters")?;
     parameters.text("display_text", 1, 20)?;
     parameters.url("url").map(drop)
+}
+
+/// Media carousel: 2..=10 cards whose buttons are of one kind and count on every card.
+fn validate_carousel(action: &Node) -> Checked<()> {
+    let cards = action.array("cards")?;
+    if !(2..=10).contains(&cards.items.len()) {
+        return Err(invalid(&cards.path, "must contain 2 to 10 cards"));
+    }
+    let mut first_buttons = None;
+    for card in cards.objects()? {
+        let buttons = validate_card(&card)?;
+        let first = *first_buttons.get_or_insert(buttons);
+        if buttons != first {
+            let (kind, count) = first;
+            let message = format!("must have the first card's buttons: {count} {kind}");
+            return Err(invalid(card.field("action"), message));
+        }
+    }
+    Ok(())
+}
+
+/// One carousel card: `card_index`, optional `type`, an image or video header, optional
+/// body text (≤160) and its action; returns the action's button kind and count.
+fn validate_card(card: &Node) -> Checked<(&'static str, usize)> {
+    position(card, "card_index")?;
+    card.opt_choice("type", &["cta_url", "quick_reply"])?;
+    let header = card.object("header")?;
+    let media = header.choice("type", &["image", "video"])?;
+    media_source(&header.object(media)?)?;
+    if let Some(body) = card.opt_object("body")? {
+        body.text("text", 1, 160)?;
+    }
+    let action = card.object("action")?;
+    match (action.get("name"), action.get("buttons")) {
+        (Some(_), Some(_)) => {
+            let message = "must have only one of `name` (cta_url) or `buttons`";
+            Err(invalid(&action.path, message))
+        }
+        (None, None) => Err(error(MISSING, &action.path, "requires `name` or `buttons`")),
+        (Some(_), None) => validate_cta_url(&action).map(|()| ("cta_url", 1)),
+        (None, Some(_)) => validate_quick_replies(&action.array("buttons")?),
+    }
+}
+
+/// Card quick replies: at least one `quick_reply` button with an id (≤256, unique in
+/// the card) and a title (≤20); returns the kind and count.
+fn validate_quick_replies(buttons: &List) -> Checked<(&'static str, usize)> {
+    if buttons.items.is_empty() {
+        return Err(invalid(&buttons.path, "must contain at least one button"));
+    }
+    let mut ids = HashSet::new();
+    for button in buttons.objects()? {
+        button.choice("type", &["quick_reply"])?;
+        let reply = button.object("quick_reply")?;
+        unique(&mut ids, reply.text("id", 1, 256)?, reply.field("id"))?;
+        reply.text("title", 1, 20)?;
+    }
+    Ok(("quick_reply", buttons.items.len()))
 }
 
 /// Flow: `name:"flow"`, version "3", a CTA, one of flow_id/flow_name, mode and action.
@@ -420,6 +539,9 @@ fn validate_components(owner: &Node) -> Checked<()> {
         if let Some(parameters) = component.opt_array("parameters")? {
             for parameter in parameters.objects()? {
                 validate_parameter(&parameter)?;
+                if kind == "header" || kind == "body" {
+                    check_parameter_text(&parameter)?;
+                }
             }
         }
     }
@@ -445,8 +567,38 @@ fn validate_parameter(parameter: &Node) -> Checked<()> {
     match kind.as_str() {
         "text" => parameter.text("text", 1, NO_LIMIT).map(drop),
         "image" | "document" | "video" => media_source(&parameter.object(&kind)?),
+        "tap_target_configuration" => validate_tap_targets(&parameter.array(&kind)?),
         _ => parameter.require(&kind).map(drop),
     }
+}
+
+/// A header or body text parameter as Meta takes it: no line break or tab, and
+/// no more than 4 spaces in a row (the template's own text holds the layout).
+fn check_parameter_text(parameter: &Node) -> Checked<()> {
+    let Some(text) = parameter.obj.get("text").and_then(Value::as_str) else {
+        return Ok(());
+    };
+    if text.contains(['\n', '\r', '\t']) || text.contains("     ") {
+        return Err(error(
+            TEMPLATE_PARAMETER,
+            parameter.field("text"),
+            "Param text cannot have new-line/tab characters or more than 4 consecutive spaces",
+        ));
+    }
+    Ok(())
+}
+
+/// Tap target overrides: a non-empty array of objects with an http(s) `url` and a `title`.
+fn validate_tap_targets(targets: &List) -> Checked<()> {
+    if targets.items.is_empty() {
+        let message = "must contain at least one tap target";
+        return Err(invalid(&targets.path, message));
+    }
+    for target in targets.objects()? {
+        target.url("url")?;
+        target.text("title", 1, NO_LIMIT)?;
+    }
+    Ok(())
 }
 
 /// `reaction`: the target `message_id` and an emoji, where "" removes the reaction.
@@ -512,12 +664,12 @@ fn check_one_of(value: &str, allowed: &[&str], field: impl FnOnce() -> String) -
     }
 }
 
-/// 131009 when `value` was already seen in this message.
+/// 131009 when `value` was already seen in its scope (the message, or a carousel card).
 fn unique<'a>(seen: &mut HashSet<&'a str>, value: &'a str, field: String) -> Checked<()> {
     if seen.insert(value) {
         Ok(())
     } else {
-        let message = format!("{value:?} must be unique within the message");
+        let message = format!("{value:?} must be unique within its message or card");
         Err(invalid(field, message))
     }
 }
@@ -834,6 +986,34 @@ mod tests {
         msg(json!({"type": "reaction", "reaction": {"message_id": "wamid.A", "emoji": emoji}}))
     }
 
+    fn quick_reply(id: &str, title: &str) -> Value {
+        json!({"type": "quick_reply", "quick_reply": {"id": id, "title": title}})
+    }
+
+    fn card(index: usize, action: Value) -> Value {
+        json!({"card_index": index, "type": "quick_reply", "body": {"text": "Fern"},
+            "header": {"type": "image", "image": {"link": "https://a.b/fern.png"}}, "action": action})
+    }
+
+    /// A media carousel of `cards` cards, each with the same two quick replies.
+    fn carousel_of(cards: usize) -> Value {
+        let action = json!({"buttons": [quick_reply("a", "Learn more"), quick_reply("b", "Save")]});
+        let cards: Vec<Value> = (0..cards).map(|i| card(i, action.clone())).collect();
+        interactive("carousel", json!({"cards": cards}))
+    }
+
+    fn carousel() -> Value {
+        carousel_of(2)
+    }
+
+    /// A template whose only component overrides its tap target with `targets`.
+    fn tap_target(targets: Value) -> Value {
+        let parameter =
+            json!({"type": "tap_target_configuration", "tap_target_configuration": targets});
+        let component = json!({"type": "tap_target_configuration", "parameters": [parameter]});
+        set(template(), "/template/components", json!([component]))
+    }
+
     fn read() -> Value {
         json!({"messaging_product": "whatsapp", "status": "read", "message_id": "wamid.R",
             "typing_indicator": {"type": "text"}})
@@ -842,7 +1022,7 @@ mod tests {
     #[test]
     fn accepts_valid_bodies_and_summarises_them() {
         let text_request = SendRequest {
-            to: Some("+15551234567".into()),
+            to: Some("15551234567".into()),
             message_type: "text".into(),
             needs_service_window: true,
             preview: Some("Olá!".into()),
@@ -907,12 +1087,17 @@ mod tests {
             (set(location(), "/location/latitude", json!(90)), "location", None),
             (set(location(), "/location/longitude", json!("-180")), "location", None),
             (contacts(), "contacts", None),
+            (set(contacts(), "/contacts", json!(vec![contacts()["contacts"][0].clone(); 257])), "contacts", None),
             (set(button(), "/interactive/header", json!({"type": "image", "image": {"id": "1"}})), "interactive", Some("Pick")),
             (set(button(), "/interactive/footer", json!({"text": "Bye"})), "interactive", Some("Pick")),
+            (set(button(), "/interactive/action/buttons/0/reply/id", json!("a b")), "interactive", Some("Pick")),
             (list(), "interactive", Some("Pick")),
             (set(list(), "/interactive/header", json!({"type": "text", "text": "Menu"})), "interactive", Some("Pick")),
             (set(list(), "/interactive/action/sections", json!([section("A", 1)])), "interactive", Some("Pick")),
+            (set(list(), "/interactive/body/text", json!(x(4096))), "interactive", Some("x")),
             (cta(), "interactive", Some("Pick")),
+            (carousel(), "interactive", Some("Pick")),
+            (carousel_of(10), "interactive", Some("Pick")),
             (flow(), "interactive", Some("Pick")),
             (set(flow(), "/interactive/action/parameters", flow_by_name), "interactive", Some("Pick")),
             (set(flow(), "/interactive/action/parameters/flow_id", json!(123)), "interactive", Some("Pick")),
@@ -920,6 +1105,7 @@ mod tests {
             (interactive("location_request_message", json!({"name": "send_location"})), "interactive", Some("Pick")),
             (interactive("call_permission_request", json!({})), "interactive", Some("Pick")),
             (template(), "template", Some("order_update")),
+            (tap_target(json!([{"url": "https://a.b/offer", "title": "Offer Details"}])), "template", Some("order_update")),
             (reaction("👍🏽"), "reaction", Some("👍")),
             (reaction("👨‍👩‍👧‍👦"), "reaction", Some("👨")),
             (reaction("1️⃣"), "reaction", Some("1")),
@@ -947,6 +1133,61 @@ mod tests {
     }
 
     #[test]
+    fn accepts_formatted_phone_numbers_as_their_digits() {
+        for to in [
+            "+1 555 123 4567",
+            "+1 (555) 123-4567",
+            "1-555-123-4567",
+            "+ 1 555 123 4567 ",
+            "15551234567",
+        ] {
+            assert_eq!(
+                ok(set(text(), "/to", json!(to))).to.as_deref(),
+                Some("15551234567"),
+                "{to}"
+            );
+        }
+        let twenty = format!("+{}", "12-".repeat(10));
+        assert_eq!(
+            ok(set(text(), "/to", json!(twenty))).to,
+            Some("12".repeat(10))
+        );
+        let group = set(text(), "/recipient_type", json!("group"));
+        let group_id = "+1 (555) group";
+        assert_eq!(
+            ok(set(group, "/to", json!(group_id))).to.as_deref(),
+            Some(group_id)
+        );
+    }
+
+    #[test]
+    fn a_business_scoped_user_id_is_a_recipient_without_a_number() {
+        let user_id = "US.13491208655302741918";
+        let without_to = set(text(), "/to", Value::Null);
+        let by_user_id = ok(set(without_to.clone(), "/recipient", json!(user_id)));
+        assert_eq!(by_user_id.to.as_deref(), Some(user_id));
+        let parent = set(
+            without_to.clone(),
+            "/recipient",
+            json!("US.ENT.11815799212886844830"),
+        );
+        assert_eq!(
+            ok(parent).to.as_deref(),
+            Some("US.ENT.11815799212886844830")
+        );
+        let both = set(text(), "/recipient", json!(user_id));
+        assert_eq!(ok(both).to.as_deref(), Some("15551234567"), "`to` wins");
+        for bad in ["15551234567", "us.1", "US.", "US.1 2"] {
+            let refused = validate(&set(without_to.clone(), "/recipient", json!(bad))).unwrap_err();
+            assert_eq!(
+                (refused.field.as_str(), refused.code),
+                ("recipient", INVALID),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
     fn refuses_bad_envelopes() {
         let t = text;
         #[rustfmt::skip]
@@ -959,8 +1200,16 @@ mod tests {
             (set(t(), "/to", json!("abc")), "to", INVALID),
             (set(t(), "/to", json!("+1234")), "to", INVALID),
             (set(t(), "/to", json!(format!("+{}", "1".repeat(21)))), "to", INVALID),
-            (set(t(), "/to", json!("+1 555 123 4567")), "to", INVALID),
             (set(t(), "/to", json!("++15551234567")), "to", INVALID),
+            (set(t(), "/to", json!("+1.555.123.4567")), "to", INVALID),
+            (set(t(), "/to", json!("+1 555 123 4567 ext 2")), "to", INVALID),
+            (set(t(), "/to", json!("1 555+123 4567")), "to", INVALID),
+            (set(t(), "/to", json!(" +15551234567")), "to", INVALID),
+            (set(t(), "/to", json!("+1\t5551234567")), "to", INVALID),
+            (set(t(), "/to", json!("+(12) 3-4")), "to", INVALID),
+            (set(t(), "/to", json!("+".to_owned() + &"1-".repeat(21))), "to", INVALID),
+            (set(t(), "/to", json!("()- -")), "to", INVALID),
+            (set(t(), "/to", json!("１５５５１２３４５６７")), "to", INVALID),
             (set(t(), "/recipient_type", json!("broadcast")), "recipient_type", INVALID),
             (set(set(t(), "/recipient_type", json!("group")), "/to", json!(" ")), "to", INVALID),
             (set(t(), "/type", json!("poll")), "type", UNSUPPORTED),
@@ -1042,6 +1291,7 @@ mod tests {
             (card("/name/formatted_name", json!("")), "[0].name.formatted_name", INVALID),
             (card("/phones", json!({"phone": "1"})), "[0].phones", INVALID),
             (card("/emails", json!(["a@b.c"])), "[0].emails[0]", INVALID),
+            (set(contacts(), "/contacts", json!(vec![contacts()["contacts"][0].clone(); 258])), "", INVALID),
         ];
         refused("contacts", cases);
     }
@@ -1057,11 +1307,13 @@ mod tests {
         let product_list = interactive("product_list", json!({}));
         #[rustfmt::skip]
         let cases = vec![
-            (part("type", json!("carousel")), "type", UNSUPPORTED),
+            (part("type", json!("poll")), "type", UNSUPPORTED),
             (part("type", Value::Null), "type", MISSING),
             (part("body", Value::Null), "body", MISSING),
             (part("body", json!({})), "body.text", MISSING),
             (part("body", json!({"text": x(1025)})), "body.text", INVALID),
+            (set(cta(), "/interactive/body/text", json!(x(1025))), "body.text", INVALID),
+            (set(list(), "/interactive/body/text", json!(x(4097))), "body.text", INVALID),
             (part("footer", json!({"text": x(61)})), "footer.text", INVALID),
             (part("header", json!({"type": "text", "text": x(61)})), "header.text", INVALID),
             (part("header", json!({"type": "gif"})), "header.type", INVALID),
@@ -1087,6 +1339,8 @@ mod tests {
             (at("/0/reply/title", json!(x(21))), "[0].reply.title", INVALID),
             (at("/0/reply/title", json!("")), "[0].reply.title", INVALID),
             (at("/0/reply/id", json!(x(257))), "[0].reply.id", INVALID),
+            (at("/0/reply/id", json!(" a")), "[0].reply.id", INVALID),
+            (at("/1/reply/id", json!("b ")), "[1].reply.id", INVALID),
             (at("/0/type", json!("url")), "[0].type", INVALID),
             (at("/0/reply", Value::Null), "[0].reply", MISSING),
         ];
@@ -1145,6 +1399,86 @@ mod tests {
     }
 
     #[test]
+    fn refuses_bad_carousels() {
+        let part = edit(carousel, "/interactive/");
+        let at = edit(carousel, "/interactive/action/cards");
+        let cta = json!({"name": "cta_url", "parameters": {"display_text": "Buy", "url": "https://a.b/x"}});
+        let one_reply = json!({"buttons": [quick_reply("a", "A")]});
+        let both = json!({"name": "cta_url", "buttons": [quick_reply("a", "A")]});
+        #[rustfmt::skip]
+        let cases = vec![
+            (part("header", json!({"type": "text", "text": "Hi"})), "header", UNSUPPORTED),
+            (part("footer", json!({"text": "Bye"})), "footer", UNSUPPORTED),
+            (part("body", Value::Null), "body", MISSING),
+            (part("body", json!({"text": x(1025)})), "body.text", INVALID),
+            (at("", Value::Null), "action.cards", MISSING),
+            (at("", json!([card(0, one_reply.clone())])), "action.cards", INVALID),
+            (carousel_of(11), "action.cards", INVALID),
+            (at("/0/card_index", Value::Null), "action.cards[0].card_index", MISSING),
+            (at("/0/card_index", json!("first")), "action.cards[0].card_index", INVALID),
+            (at("/0/type", json!("url")), "action.cards[0].type", INVALID),
+            (at("/0/header", Value::Null), "action.cards[0].header", MISSING),
+            (at("/0/header", json!({"type": "text", "text": "Hi"})), "action.cards[0].header.type", INVALID),
+            (at("/0/header", json!({"type": "video"})), "action.cards[0].header.video", MISSING),
+            (at("/0/header/image", json!({"link": "ftp://a.b/c.png"})), "action.cards[0].header.image.link", INVALID),
+            (at("/0/body/text", json!(x(161))), "action.cards[0].body.text", INVALID),
+            (at("/0/action", Value::Null), "action.cards[0].action", MISSING),
+            (at("/0/action", json!({})), "action.cards[0].action", MISSING),
+            (at("/0/action", both), "action.cards[0].action", INVALID),
+            (at("/0/action/buttons", json!([])), "action.cards[0].action.buttons", INVALID),
+            (at("/0/action/buttons/0/type", json!("reply")), "action.cards[0].action.buttons[0].type", INVALID),
+            (at("/0/action/buttons/0/quick_reply", Value::Null), "action.cards[0].action.buttons[0].quick_reply", MISSING),
+            (at("/0/action/buttons/1/quick_reply/id", json!("a")), "action.cards[0].action.buttons[1].quick_reply.id", INVALID),
+            (at("/0/action/buttons/0/quick_reply/id", json!(x(257))), "action.cards[0].action.buttons[0].quick_reply.id", INVALID),
+            (at("/0/action/buttons/0/quick_reply/title", json!(x(21))), "action.cards[0].action.buttons[0].quick_reply.title", INVALID),
+            (at("/1/action", one_reply), "action.cards[1].action", INVALID),
+            (at("/1/action", cta.clone()), "action.cards[1].action", INVALID),
+            (at("/0/action", cta), "action.cards[1].action", INVALID),
+        ];
+        refused("interactive.", cases);
+        let cta_card = |index: usize, url: &str, text: &str| {
+            let parameters = json!({"display_text": text, "url": url});
+            card(index, json!({"name": "cta_url", "parameters": parameters}))
+        };
+        #[rustfmt::skip]
+        let cases = vec![
+            (at("/0", cta_card(0, "javascript:alert(1)", "Buy")), "[0].action.parameters.url", INVALID),
+            (at("/0", cta_card(0, "https://a.b", &x(21))), "[0].action.parameters.display_text", INVALID),
+            (at("/0/action", json!({"name": "url"})), "[0].action.name", INVALID),
+        ];
+        refused("interactive.action.cards", cases);
+        let cta_cards = json!([
+            cta_card(0, "https://a.b/0", "Buy"),
+            cta_card(1, "https://a.b/1", "Buy")
+        ]);
+        let cta_carousel = at("", cta_cards);
+        let video = json!({"type": "video", "video": {"id": "42"}});
+        ok(set(
+            set(cta_carousel, "/interactive/action/cards/1/header", video),
+            "/interactive/action/cards/1/body",
+            Value::Null,
+        ));
+    }
+
+    #[test]
+    fn refuses_bad_tap_targets() {
+        let target = |url: &str, title: Value| json!([{"url": url, "title": title}]);
+        #[rustfmt::skip]
+        let cases = vec![
+            (tap_target(Value::Null), "", MISSING),
+            (tap_target(json!({"url": "https://a.b", "title": "Go"})), "", INVALID),
+            (tap_target(json!([])), "", INVALID),
+            (tap_target(json!(["https://a.b"])), "[0]", INVALID),
+            (tap_target(target("ftp://a.b/c", json!("Go"))), "[0].url", INVALID),
+            (tap_target(json!([{"title": "Go"}])), "[0].url", MISSING),
+            (tap_target(target("https://a.b", Value::Null)), "[0].title", MISSING),
+            (tap_target(target("https://a.b", json!(""))), "[0].title", INVALID),
+        ];
+        let prefix = "template.components[0].parameters[0].tap_target_configuration";
+        refused(prefix, cases);
+    }
+
+    #[test]
     fn refuses_bad_templates() {
         let at = edit(template, "/template");
         let param = |value: Value| at("/components/1/parameters/0", value);
@@ -1170,8 +1504,21 @@ mod tests {
             (param(json!({"type": "currency"})), "components[1].parameters[0].currency", MISSING),
             (param(json!({"type": "image", "image": {}})), "components[1].parameters[0].image", MISSING),
             (param(json!("Ana")), "components[1].parameters[0]", INVALID),
+            (param(json!({"type": "text", "text": "Ana\nMaria"})), "components[1].parameters[0].text", TEMPLATE_PARAMETER),
+            (param(json!({"type": "text", "text": "Ana\tMaria"})), "components[1].parameters[0].text", TEMPLATE_PARAMETER),
+            (param(json!({"type": "text", "text": "Ana     Maria"})), "components[1].parameters[0].text", TEMPLATE_PARAMETER),
         ];
         refused("template.", cases);
+    }
+
+    #[test]
+    fn template_text_parameters_may_have_four_spaces_in_a_row() {
+        let body = set(
+            template(),
+            "/template/components/1/parameters/0/text",
+            json!("Ana    Maria, pedido nº 12"),
+        );
+        assert!(validate(&body).is_ok());
     }
 
     #[test]
@@ -1213,8 +1560,8 @@ mod tests {
 
     #[test]
     fn never_panics_on_odd_values() {
-        let bases: [fn() -> Value; 9] = [
-            text, location, contacts, button, list, cta, flow, template, read,
+        let bases: [fn() -> Value; 10] = [
+            text, location, contacts, button, list, cta, flow, carousel, template, read,
         ];
         let document = json!({"link": "https://a.b", "caption": "c", "filename": "f"});
         let others = [

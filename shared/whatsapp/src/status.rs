@@ -30,6 +30,19 @@ pub fn advances(current: &str, incoming: &str) -> bool {
     }
 }
 
+/// A send's status once Meta is known to have accepted it (a wamid became
+/// known): `accepted` unless it is further along. A `failed` the message got
+/// while it had no wamid was zapfn's own verdict (it gave up on attempts whose
+/// answers never came), and Meta's acceptance overrides it.
+pub fn after_acceptance(current: &str, had_wamid: bool) -> &str {
+    let gave_up_unanswered = current == "failed" && !had_wamid;
+    if gave_up_unanswered || advances(current, "accepted") {
+        "accepted"
+    } else {
+        current
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -46,5 +59,13 @@ mod tests {
         assert!(!advances("failed", "read"));
         assert!(!advances("sent", "deleted"));
         assert!(advances("read", "played"));
+    }
+
+    #[test]
+    fn acceptance_overrides_only_a_failure_without_a_wamid() {
+        assert_eq!(after_acceptance("queued", false), "accepted");
+        assert_eq!(after_acceptance("delivered", true), "delivered");
+        assert_eq!(after_acceptance("failed", false), "accepted");
+        assert_eq!(after_acceptance("failed", true), "failed");
     }
 }

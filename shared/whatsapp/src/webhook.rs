@@ -2,12 +2,18 @@
 //!
 //! Every `entry[]`, `changes[]`, `messages[]`, `statuses[]` and `errors[]` item is
 //! read. Each message and status keeps its raw JSON; changes of other fields
-//! (calls, account updates, ...) and value-level errors are kept raw as events,
-//! so nothing Meta sends is dropped.
+//! (calls, account updates, ...), value-level errors and values with fields
+//! zapfn does not index ([`UNINDEXED_VALUE`]) are kept raw as events, so
+//! nothing Meta sends is dropped.
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::Value;
+
+mod value;
+
+use value::read_contacts;
+pub use value::UNINDEXED_VALUE;
 
 /// Why a body is not a webhook notification at all.
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +36,8 @@ pub struct Notification {
 pub struct InboundMessage {
     pub phone_number_id: String,
     pub wamid: String,
+    /// The sender: Meta's `from` (a phone number), or `from_user_id` (a
+    /// business-scoped user id, `US.…`) when Meta leaves the number out.
     pub from: String,
     pub contact_name: Option<String>,
     /// Meta's `timestamp`, Unix seconds.
@@ -44,6 +52,24 @@ pub struct InboundMessage {
     pub context: Option<Value>,
     /// Meta's original message object, unknown fields included.
     pub raw: String,
+    /// The group the message was written in (Groups API), if any.
+    #[serde(default)]
+    pub group_id: Option<String>,
+}
+
+impl InboundMessage {
+    /// Whose conversation the message belongs to: its group's, else its sender's.
+    pub fn conversation_wa_id(&self) -> &str {
+        self.group_id.as_deref().unwrap_or(&self.from)
+    }
+
+    /// The name the conversation goes by: the sender's, unless it is a group's.
+    pub fn conversation_name(&self) -> Option<&str> {
+        match self.group_id {
+            Some(_) => None,
+            None => self.contact_name.as_deref(),
+        }
+    }
 }
 
 /// One status update (`value.statuses[]`).
@@ -58,7 +84,20 @@ pub struct StatusUpdate {
     /// `biz_opaque_callback_data` echoed from the send (zapfn puts its message id there).
     #[serde(default)]
     pub callback_data: Option<String>,
+    /// `recipient_participant_id`: the group member a group message's status is about.
+    #[serde(default)]
+    pub participant: Option<String>,
     pub raw: String,
+}
+
+impl StatusUpdate {
+    /// The status this update moves its message to: its own, except a group
+    /// member's `failed`, which only that member's history keeps (the message
+    /// still went to the group).
+    pub fn message_status(&self) -> Option<&str> {
+        let members_failure = self.participant.is_some() && self.status == "failed";
+        (!members_failure).then_some(self.status.as_str())
+    }
 }
 
 /// Something kept as it came: a non-`messages` change, a value-level error, an unreadable item.
@@ -95,18 +134,16 @@ struct Change<'a> {
     value: Option<&'a RawValue>,
 }
 
-#[derive(Deserialize)]
+/// A `messages` change's value; `unindexed` is set by [`value::parse`] when it
+/// carries a key zapfn does not read.
+#[derive(Default)]
 struct ChangeValue<'a> {
-    #[serde(default)]
     metadata: Option<Metadata>,
-    #[serde(default)]
-    contacts: Option<Vec<Contact>>,
-    #[serde(borrow, default)]
+    contacts: Option<&'a RawValue>,
     messages: Option<Vec<&'a RawValue>>,
-    #[serde(borrow, default)]
     statuses: Option<Vec<&'a RawValue>>,
-    #[serde(borrow, default)]
     errors: Option<Vec<&'a RawValue>>,
+    unindexed: bool,
 }
 
 #[derive(Deserialize)]
@@ -115,17 +152,11 @@ struct Metadata {
     phone_number_id: Option<String>,
 }
 
-#[derive(Deserialize)]
+/// One `contacts[]` item: who sent the value's messages.
 struct Contact {
-    #[serde(default)]
     wa_id: Option<String>,
-    #[serde(default)]
-    profile: Option<Profile>,
-}
-
-#[derive(Deserialize)]
-struct Profile {
-    #[serde(default)]
+    /// The business-scoped user id (`US.…`).
+    user_id: Option<String>,
     name: Option<String>,
 }
 
@@ -133,7 +164,12 @@ struct Profile {
 #[derive(Deserialize)]
 struct MessageHead {
     id: String,
-    from: String,
+    #[serde(default)]
+    from: Option<String>,
+    #[serde(default)]
+    from_user_id: Option<String>,
+    #[serde(default)]
+    group_id: Option<String>,
     #[serde(default)]
     timestamp: Option<Timestamp>,
     #[serde(rename = "type", default)]
@@ -178,6 +214,8 @@ struct StatusHead {
     errors: Option<Value>,
     #[serde(default)]
     biz_opaque_callback_data: Option<String>,
+    #[serde(default)]
+    recipient_participant_id: Option<String>,
 }
 
 /// Meta sends timestamps as strings of Unix seconds; tolerate numbers too.
@@ -265,13 +303,17 @@ fn read_change(change: &RawValue, out: &mut Notification) {
     let field = parsed.field.as_deref().unwrap_or("unknown");
     let value = match (field, parsed.value) {
         ("messages", Some(value)) => value,
-        _ => {
-            return out
-                .events
-                .push(raw_event(None, field, change.get().to_owned()))
+        (_, value) => {
+            let phone_number_id = value.and_then(phone_number_of);
+            return out.events.push(raw_event(
+                phone_number_id.as_deref(),
+                field,
+                change.get().to_owned(),
+            ));
         }
     };
-    let value = match serde_json::from_str::<ChangeValue>(value.get()) {
+    let value_raw = value;
+    let value = match serde_json::from_str::<ChangeValue>(value_raw.get()) {
         Ok(value) => value,
         Err(_) => {
             return out
@@ -283,7 +325,14 @@ fn read_change(change: &RawValue, out: &mut Notification) {
         .metadata
         .and_then(|m| m.phone_number_id)
         .unwrap_or_default();
-    let contacts = value.contacts.unwrap_or_default();
+    let (contacts, contacts_unindexed) = read_contacts(value.contacts);
+    if value.unindexed || contacts_unindexed {
+        out.events.push(raw_event(
+            Some(&phone_number_id),
+            UNINDEXED_VALUE,
+            value_raw.get().to_owned(),
+        ));
+    }
     for message in value.messages.unwrap_or_default() {
         match read_message(&phone_number_id, &contacts, message) {
             Some(message) => out.messages.push(message),
@@ -313,6 +362,17 @@ fn read_change(change: &RawValue, out: &mut Notification) {
     }
 }
 
+/// The business number a change's value names (`metadata.phone_number_id`).
+fn phone_number_of(value: &RawValue) -> Option<String> {
+    #[derive(Deserialize)]
+    struct WithMetadata {
+        #[serde(default)]
+        metadata: Option<Metadata>,
+    }
+    let value: WithMetadata = serde_json::from_str(value.get()).ok()?;
+    value.metadata?.phone_number_id
+}
+
 fn read_message(
     phone_number_id: &str,
     contacts: &[Contact],
@@ -322,11 +382,10 @@ fn read_message(
     if head.id.is_empty() {
         return None;
     }
-    let contact_name = contacts
-        .iter()
-        .find(|c| c.wa_id.as_deref() == Some(head.from.as_str()))
-        .or(contacts.first())
-        .and_then(|c| c.profile.as_ref()?.name.clone());
+    let non_empty = |id: &Option<String>| id.clone().filter(|id| !id.is_empty());
+    let from = non_empty(&head.from).or_else(|| non_empty(&head.from_user_id))?;
+    let contact_name = sender_contact(contacts, &from, head.from_user_id.as_deref())
+        .and_then(|contact| contact.name.clone());
     let message_type = head
         .message_type
         .clone()
@@ -346,13 +405,32 @@ fn read_message(
         reply_id: reply_id(&head),
         timestamp: head.timestamp.as_ref().map_or(0, Timestamp::seconds),
         wamid: head.id,
-        from: head.from,
+        from,
         contact_name,
         message_type,
         media,
         context: head.context,
         raw: raw.get().to_owned(),
+        group_id: head.group_id.filter(|id| !id.is_empty()),
     })
+}
+
+/// The contact of a message's sender: the one whose `wa_id` or `user_id` is the
+/// sender's; failing that (Meta's `wa_id` and `from` can differ in format for
+/// some countries) the value's only contact, never one of several.
+fn sender_contact<'c>(
+    contacts: &'c [Contact],
+    from: &str,
+    from_user_id: Option<&str>,
+) -> Option<&'c Contact> {
+    let is_sender = |contact: &&Contact| {
+        contact.wa_id.as_deref() == Some(from)
+            || (contact.user_id.is_some() && contact.user_id.as_deref() == from_user_id)
+    };
+    match contacts {
+        [only] => Some(only),
+        several => several.iter().find(is_sender),
+    }
 }
 
 /// What an inbox would show for the message.
@@ -412,6 +490,7 @@ fn read_status(phone_number_id: &str, raw: &RawValue) -> Option<StatusUpdate> {
         recipient_id: head.recipient_id,
         errors: head.errors,
         callback_data: head.biz_opaque_callback_data,
+        participant: head.recipient_participant_id.filter(|id| !id.is_empty()),
         raw: raw.get().to_owned(),
     })
 }
@@ -466,6 +545,128 @@ mod tests {
         assert_eq!(parsed.statuses[0].timestamp, 12);
         assert_eq!(parsed.events.len(), 1);
         assert_eq!(parsed.events[0].kind, "calls");
+    }
+
+    /// A notification with one `messages` change whose value is `value`.
+    fn with_value(value: serde_json::Value) -> Notification {
+        let body = serde_json::json!({
+            "object": "whatsapp_business_account",
+            "entry": [{"changes": [{"field": "messages", "value": value}]}],
+        });
+        parse(body.to_string().as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn a_sender_without_a_phone_number_is_stored_by_user_id() {
+        let parsed = with_value(serde_json::json!({
+            "metadata": {"phone_number_id": "111"},
+            "contacts": [{"user_id": "US.1", "profile": {"name": "Ana", "username": "@ana"}}],
+            "messages": [{"from_user_id": "US.1", "id": "wamid.U", "timestamp": "10",
+                          "type": "text", "text": {"body": "hi"}}],
+        }));
+        assert_eq!(parsed.messages.len(), 1, "{:?}", parsed.events);
+        assert_eq!(parsed.messages[0].from, "US.1");
+        assert_eq!(parsed.messages[0].contact_name.as_deref(), Some("Ana"));
+        let kinds: Vec<_> = parsed.events.iter().map(|e| e.kind.as_str()).collect();
+        assert_eq!(kinds, [UNINDEXED_VALUE], "the username is kept");
+    }
+
+    #[test]
+    fn a_message_with_neither_sender_id_is_kept_raw() {
+        let parsed = with_value(serde_json::json!({
+            "messages": [{"id": "wamid.N", "timestamp": "10", "type": "text"}],
+        }));
+        assert!(parsed.messages.is_empty());
+        assert_eq!(parsed.events[0].kind, "invalid_message");
+    }
+
+    #[test]
+    fn a_name_comes_from_the_senders_contact_never_from_another() {
+        let message = |from: &str| serde_json::json!({"from": from, "id": format!("wamid.{from}"), "timestamp": "1", "type": "text"});
+        let parsed = with_value(serde_json::json!({
+            "contacts": [{"wa_id": "A", "profile": {"name": "Ana"}},
+                         {"wa_id": "B", "profile": {"name": "Bia"}}],
+            "messages": [message("B"), message("C")],
+        }));
+        let names: Vec<_> = parsed
+            .messages
+            .iter()
+            .map(|m| m.contact_name.as_deref())
+            .collect();
+        assert_eq!(names, [Some("Bia"), None]);
+        let only = with_value(serde_json::json!({
+            "contacts": [{"wa_id": "5511999990000", "profile": {"name": "Ana"}}],
+            "messages": [message("551199990000")],
+        }));
+        assert_eq!(
+            only.messages[0].contact_name.as_deref(),
+            Some("Ana"),
+            "a lone contact is the sender's"
+        );
+    }
+
+    #[test]
+    fn a_value_is_kept_verbatim_only_when_it_has_unindexed_fields() {
+        let plain = with_value(serde_json::json!({
+            "messaging_product": "whatsapp",
+            "metadata": {"phone_number_id": "111"},
+            "contacts": [{"wa_id": "A", "profile": {"name": "Ana"}}],
+            "messages": [], "statuses": null,
+        }));
+        assert!(plain.events.is_empty(), "{:?}", plain.events);
+        let value = serde_json::json!({
+            "metadata": {"phone_number_id": "111"},
+            "x_trace_id": "t-1",
+            "messages": [],
+        });
+        let extended = with_value(value.clone());
+        assert_eq!(extended.events.len(), 1);
+        assert_eq!(extended.events[0].kind, UNINDEXED_VALUE);
+        assert_eq!(extended.events[0].phone_number_id.as_deref(), Some("111"));
+        let kept: serde_json::Value = serde_json::from_str(&extended.events[0].raw).unwrap();
+        assert_eq!(kept, value);
+        let odd_contacts = with_value(serde_json::json!({
+            "contacts": "not a list",
+            "messages": [{"from": "A", "id": "wamid.A", "timestamp": "1", "type": "text"}],
+        }));
+        assert_eq!(
+            odd_contacts.messages.len(),
+            1,
+            "the messages are still read"
+        );
+        assert_eq!(odd_contacts.events[0].kind, UNINDEXED_VALUE);
+    }
+
+    #[test]
+    fn a_group_message_belongs_to_the_groups_conversation() {
+        let parsed = with_value(serde_json::json!({
+            "contacts": [{"wa_id": "5511", "profile": {"name": "Ana"}}],
+            "messages": [{"from": "5511", "group_id": "Y2FwaV9ncm91cDox", "id": "wamid.G",
+                          "timestamp": "1", "type": "text", "text": {"body": "oi"}}],
+        }));
+        let message = &parsed.messages[0];
+        assert_eq!(message.from, "5511");
+        assert_eq!(message.contact_name.as_deref(), Some("Ana"));
+        assert_eq!(message.conversation_wa_id(), "Y2FwaV9ncm91cDox");
+        assert_eq!(message.conversation_name(), None);
+    }
+
+    #[test]
+    fn a_change_of_another_field_keeps_its_business_number() {
+        let body = serde_json::json!({
+            "object": "whatsapp_business_account",
+            "entry": [{"changes": [
+                {"field": "calls", "value": {"metadata": {"phone_number_id": "111"}, "calls": []}},
+                {"field": "account_update", "value": {"event": "X"}},
+            ]}],
+        });
+        let parsed = parse(body.to_string().as_bytes()).unwrap();
+        let numbers: Vec<_> = parsed
+            .events
+            .iter()
+            .map(|e| e.phone_number_id.as_deref())
+            .collect();
+        assert_eq!(numbers, [Some("111"), None]);
     }
 
     #[test]
