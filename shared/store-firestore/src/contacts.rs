@@ -21,7 +21,8 @@ use crate::error::store_error;
 use crate::layout::{collections, keyed_event_id, DocRef, Layout};
 use crate::local_locks::Name;
 use crate::records::{
-    ConversationDoc, DeadLetterDoc, EventDoc, LookupDoc, MessageDoc, OrderingKeyDoc, StatusEventDoc,
+    ConversationDoc, DeadLetterDoc, EventDoc, LookupDoc, MessageDoc, OrderingKeyDoc, RawEventDoc,
+    StatusEventDoc,
 };
 use crate::tx::{doc_id, Tx};
 use crate::FirestoreStore;
@@ -92,6 +93,33 @@ async fn unkeyed_and_dead(
         .map(|(id, _)| layout.dead_letter(&id))
         .collect();
     Ok((events, dead))
+}
+
+/// The raw events of a number whose JSON names the contact (`"<wa_id>"`).
+async fn raw_events_naming(
+    db: &FirestoreDb,
+    layout: &Layout,
+    phone_number_id: &str,
+    wa_id: &str,
+) -> Result<Vec<DocRef>> {
+    let needle = zapfn_store::quoted(wa_id);
+    let docs: Vec<Document> = db
+        .fluent()
+        .select()
+        .from(collections::RAW_EVENTS)
+        .parent(layout.root())
+        .filter(|q| q.field("phone_number_id").eq(phone_number_id))
+        .query()
+        .await
+        .map_err(store_error)?;
+    let mut naming = Vec::new();
+    for doc in &docs {
+        let event: RawEventDoc = decode(doc)?;
+        if event.raw.contains(&needle) {
+            naming.push(layout.raw_event(doc_id(doc)));
+        }
+    }
+    Ok(naming)
 }
 
 /// Deletes those of `docs` that exist; returns how many did.
@@ -183,6 +211,7 @@ impl FirestoreStore {
                     || field(payload, "recipient_id") == Some(wa_id))
         })
         .await?;
+        let raw = raw_events_naming(db, layout, phone_number_id, wa_id).await?;
         let key = format!("{phone_number_id}:{wa_id}");
         let names = TOPICS
             .iter()
@@ -194,6 +223,20 @@ impl FirestoreStore {
         let _held = self.locks().lock(names).await;
         let mut erased = Erased::default();
         let (conversation, events, dead) = (&conversation, &events, &dead);
+        for chunk in raw.chunks(EVENTS_PER_TX as usize) {
+            erased += self
+                .transact(move |mut tx| async move {
+                    let result =
+                        delete_existing::<RawEventDoc>(&mut tx, chunk)
+                            .await
+                            .map(|raw_events| Erased {
+                                raw_events,
+                                ..Erased::default()
+                            });
+                    (tx, result)
+                })
+                .await?;
+        }
         erased += self
             .transact(move |mut tx| async move {
                 let result = async {
@@ -350,8 +393,7 @@ impl FirestoreStore {
                 Ok(Erased {
                     conversations: delete_existing::<ConversationDoc>(&mut tx, empty).await?,
                     events: delete_existing::<DeadLetterDoc>(&mut tx, dead).await?,
-                    raw_events: delete_existing::<crate::records::RawEventDoc>(&mut tx, raw)
-                        .await?,
+                    raw_events: delete_existing::<RawEventDoc>(&mut tx, raw).await?,
                     ..Erased::default()
                 })
             }
@@ -386,7 +428,12 @@ async fn status_event_docs(
                 .await
                 .map_err(store_error)?;
             docs.extend(found.iter().map(|event| {
-                layout.status_event(&message.phone_number_id, &event.subject, &event.status)
+                layout.status_event(
+                    &message.phone_number_id,
+                    &event.subject,
+                    &event.status,
+                    event.participant.as_deref(),
+                )
             }));
         }
     }

@@ -85,18 +85,27 @@ fn documents_read(layout: &Layout, chunk: Chunk<'_>) -> Vec<DocRef> {
     let mut docs = Vec::new();
     for message in chunk.messages {
         docs.push(layout.wamid(&message.wamid));
-        docs.push(layout.conversation_for(&message.phone_number_id, &message.from));
+        docs.push(layout.conversation_for(&message.phone_number_id, message.conversation_wa_id()));
         docs.push(layout.ordering_key(topics::MESSAGES, &message_ordering_key(message)));
     }
     for status in chunk.statuses {
-        docs.push(layout.status_event(&status.phone_number_id, &status.wamid, &status.status));
+        docs.push(layout.status_event(
+            &status.phone_number_id,
+            &status.wamid,
+            &status.status,
+            status.participant.as_deref(),
+        ));
     }
     docs
 }
 
-/// A customer's messages are handled one at a time, in order.
+/// A conversation's messages (a customer's, or a group's) are handled one at a time, in order.
 fn message_ordering_key(message: &InboundMessage) -> String {
-    format!("{}:{}", message.phone_number_id, message.from)
+    format!(
+        "{}:{}",
+        message.phone_number_id,
+        message.conversation_wa_id()
+    )
 }
 
 /// Stores a new inbound message and its `messages` event; false if the wamid is known.
@@ -112,8 +121,8 @@ async fn insert_message(tx: &mut Tx, layout: &Layout, message: &InboundMessage) 
         tx,
         layout,
         &message.phone_number_id,
-        &message.from,
-        message.contact_name.as_deref(),
+        message.conversation_wa_id(),
+        message.conversation_name(),
         Some(sent_at),
     )
     .await?;
@@ -141,6 +150,7 @@ async fn insert_message(tx: &mut Tx, layout: &Layout, message: &InboundMessage) 
             raw: Some(message.raw.clone()),
             idempotency_key: None,
             dispatch_started_at: None,
+            accepted_at_ms: None,
             timestamp: sent_at,
             created_at: now,
             updated_at: now,
@@ -161,6 +171,7 @@ async fn insert_message(tx: &mut Tx, layout: &Layout, message: &InboundMessage) 
         from: message.from.clone(),
         text: message.text.clone(),
         reply_id: message.reply_id.clone(),
+        group_id: message.group_id.clone(),
     };
     let key = message_ordering_key(message);
     publish(
@@ -227,13 +238,18 @@ pub(crate) async fn upsert_conversation(
     Ok(stored.id)
 }
 
-/// Records a status event once per (wamid, status); true if it is new.
+/// Records a status event once per (wamid, status, group member); true if it is new.
 pub(crate) async fn insert_status_event(
     tx: &mut Tx,
     layout: &Layout,
     status: &StatusUpdate,
 ) -> Result<bool> {
-    let doc = layout.status_event(&status.phone_number_id, &status.wamid, &status.status);
+    let doc = layout.status_event(
+        &status.phone_number_id,
+        &status.wamid,
+        &status.status,
+        status.participant.as_deref(),
+    );
     if tx.get::<StatusEventDoc>(&doc).await?.is_some() {
         return Ok(false);
     }
@@ -247,6 +263,7 @@ pub(crate) async fn insert_status_event(
             errors: status.errors.as_ref().map(|e| e.to_string()),
             raw: Some(status.raw.clone()),
             received_at,
+            participant: status.participant.clone(),
         },
     )?;
     Ok(true)

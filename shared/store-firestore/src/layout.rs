@@ -134,11 +134,21 @@ impl Layout {
         partition_of(id, "conv_").map(|encoded| self.partition(encoded))
     }
 
-    /// The status event (`subject`, `status`) of business number `pnid`; its id
-    /// makes the pair unique. `subject` is a wamid, or a zapfn id before the
-    /// message has one.
-    pub fn status_event(&self, pnid: &str, subject: &str, status: &str) -> DocRef {
-        self.in_partition(&segment(pnid), STATUS_EVENTS, hash(&[subject, status]))
+    /// The status event (`subject`, `status`, group member if any) of business
+    /// number `pnid`; its id makes them unique. `subject` is a wamid, or a zapfn
+    /// id before the message has one.
+    pub fn status_event(
+        &self,
+        pnid: &str,
+        subject: &str,
+        status: &str,
+        participant: Option<&str>,
+    ) -> DocRef {
+        let id = match participant {
+            None => hash(&[subject, status]),
+            Some(participant) => hash(&[subject, status, participant]),
+        };
+        self.in_partition(&segment(pnid), STATUS_EVENTS, id)
     }
 
     /// The status events collection (parent path) of business number `pnid`.
@@ -159,6 +169,11 @@ impl Layout {
     /// A new raw webhook event.
     pub fn new_raw_event(&self) -> DocRef {
         self.at_root(RAW_EVENTS, random_hex())
+    }
+
+    /// A raw webhook event by id.
+    pub fn raw_event(&self, id: &str) -> DocRef {
+        self.at_root(RAW_EVENTS, id.to_owned())
     }
 
     /// An outbox event by id; None for an id this store never gives out.

@@ -33,7 +33,7 @@
 //! |---|---|---|
 //! | `phone_numbers/{pnid}/messages/{id}` | `msg_{random}_{pnid}` | a message (inbound, outbound or placeholder) |
 //! | `phone_numbers/{pnid}/conversations/{id}` | `conv_{hash(pnid, wa_id)}_{pnid}` | one per (business number, customer) |
-//! | `phone_numbers/{pnid}/status_events/{id}` | `hash(subject, status)` | every status event, once per (wamid or id, status) |
+//! | `phone_numbers/{pnid}/status_events/{id}` | `hash(subject, status[, participant])` | every status event, once per (wamid or id, status, group member) |
 //! | `wamids/{id}` | `hash(wamid)` | makes a wamid unique; names its message |
 //! | `idempotency_keys/{id}` | `hash(key)` | makes a send's idempotency key unique |
 //! | `raw_events/{id}` | random | webhook content that is not a message or status |
@@ -398,7 +398,7 @@ impl Store for FirestoreStore {
         let keys: Vec<String> = notification
             .messages
             .iter()
-            .map(|m| format!("{}:{}", m.phone_number_id, m.from))
+            .map(|m| format!("{}:{}", m.phone_number_id, m.conversation_wa_id()))
             .collect();
         let names = notification
             .messages
@@ -408,7 +408,7 @@ impl Store for FirestoreStore {
                 [
                     Name::Conversation {
                         pnid: &m.phone_number_id,
-                        wa_id: &m.from,
+                        wa_id: m.conversation_wa_id(),
                     },
                     Name::OrderingKey {
                         topic: topics::MESSAGES,
@@ -486,6 +486,10 @@ impl Store for FirestoreStore {
             (tx, result)
         })
         .await
+    }
+
+    async fn earlier_send_pending(&self, id: &str, since: i64) -> Result<bool> {
+        reads::earlier_send_pending(self.db(), self.layout(), id, since).await
     }
 
     async fn outbound(&self, id: &str) -> Result<Option<OutboundMessage>> {
@@ -686,6 +690,16 @@ impl Store for FirestoreStore {
         self.transact(move |mut tx| async move {
             let result =
                 outbox::settle(&mut tx, layout, delivery, settlement.clone(), policy).await;
+            (tx, result)
+        })
+        .await
+    }
+
+    async fn renew_lease(&self, delivery: &Delivery, lease: Duration) -> Result<Option<i64>> {
+        let _held = self.locks().lock([Name::Event(&delivery.id)]).await;
+        let layout = self.layout();
+        self.transact(move |mut tx| async move {
+            let result = outbox::renew_lease(&mut tx, layout, delivery, lease).await;
             (tx, result)
         })
         .await

@@ -4,7 +4,7 @@ use serde_json::Value;
 use zapfn_store::{
     topics, DispatchTask, Enqueued, NewOutbound, OutboundMessage, Result, StoreError,
 };
-use zapfn_whatsapp::status::advances;
+use zapfn_whatsapp::status::{advances, after_acceptance};
 use zapfn_whatsapp::wa_id;
 use zapfn_whatsapp::webhook::StatusUpdate;
 
@@ -55,10 +55,12 @@ pub(crate) async fn apply_status(
         }
     }
     let now = tx.now();
-    let errors = status.errors.as_ref().map(Value::to_string);
+    let applied = status.message_status();
+    // A group member's failure is in the history, not on the message.
+    let errors = applied.and(status.errors.as_ref()).map(Value::to_string);
     if let Some((doc, mut message)) = current {
-        if advances(&message.status, &status.status) {
-            message.status = status.status.clone();
+        if let Some(next) = applied.filter(|next| advances(&message.status, next)) {
+            message.status = next.to_owned();
             message.errors = errors.or(message.errors);
             message.updated_at = now;
             tx.set(&doc, &message)?;
@@ -71,11 +73,10 @@ pub(crate) async fn apply_status(
         ),
         None => None,
     };
-    let initial = if advances("queued", &status.status) {
-        status.status.clone()
-    } else {
-        "unknown".to_owned()
-    };
+    let initial = applied
+        .filter(|next| advances("queued", next))
+        .unwrap_or("unknown")
+        .to_owned();
     let (id, doc) = layout.new_message(&status.phone_number_id);
     tx.set(
         &doc,
@@ -96,6 +97,7 @@ pub(crate) async fn apply_status(
             raw: None,
             idempotency_key: None,
             dispatch_started_at: None,
+            accepted_at_ms: None,
             timestamp: if status.timestamp > 0 {
                 status.timestamp
             } else {
@@ -182,6 +184,7 @@ pub(crate) async fn enqueue_send(
             raw: Some(send.body.to_string()),
             idempotency_key: send.idempotency_key.clone(),
             dispatch_started_at: None,
+            accepted_at_ms: Some(tx.now_ms),
             timestamp: now,
             created_at: now,
             updated_at: now,
@@ -218,7 +221,7 @@ async fn add_history(
     status: &str,
     errors: Option<&str>,
 ) -> Result<()> {
-    let doc = layout.status_event(phone_number_id, subject, status);
+    let doc = layout.status_event(phone_number_id, subject, status, None);
     if tx.get::<StatusEventDoc>(&doc).await?.is_some() {
         return Ok(());
     }
@@ -232,6 +235,7 @@ async fn add_history(
             errors: errors.map(str::to_owned),
             raw: None,
             received_at: now,
+            participant: None,
         },
     )
 }
@@ -263,9 +267,7 @@ pub(crate) async fn record_sent(
     let Some((doc, mut message)) = by_id(tx, layout, id).await? else {
         return Err(StoreError::Invalid(format!("no outbound message {id}")));
     };
-    if advances(&message.status, "accepted") {
-        message.status = "accepted".into();
-    }
+    message.status = after_acceptance(&message.status, message.wamid.is_some()).to_owned();
     if let Some(wamid) = wamid {
         if let Some((placeholder_doc, placeholder)) = by_wamid(tx, layout, wamid).await? {
             if placeholder.id != message.id {

@@ -278,6 +278,31 @@ pub(crate) async fn settle(
     }
 }
 
+/// Extends the lease of `delivery` to `lease` from now if it is still the
+/// holder's; returns the new end.
+pub(crate) async fn renew_lease(
+    tx: &mut Tx,
+    layout: &Layout,
+    delivery: &Delivery,
+    lease: Duration,
+) -> Result<Option<i64>> {
+    let doc = layout
+        .event(&delivery.id)
+        .ok_or_else(|| StoreError::Invalid(format!("not an outbox event id: {}", delivery.id)))?;
+    let Some(mut event) = tx.get::<EventDoc>(&doc).await? else {
+        return Ok(None);
+    };
+    if event.leased_until_ms != delivery.lease_until_ms {
+        return Ok(None);
+    }
+    let until = tx.now_ms + lease.as_millis() as i64;
+    event.leased_until_ms = until;
+    event.due_at_ms = until;
+    tx.remember_own(&event.topic, &doc.id, until);
+    tx.set(&doc, &event)?;
+    Ok(Some(until))
+}
+
 /// Unleases an event and makes it due at `at`, still this handle's own.
 fn make_due(
     tx: &mut Tx,

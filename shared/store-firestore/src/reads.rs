@@ -99,6 +99,7 @@ async fn views(
                 status: event.status,
                 timestamp: event.timestamp,
                 errors: event.errors.as_deref().and_then(json),
+                participant: event.participant,
             });
     }
     Ok(messages
@@ -344,4 +345,53 @@ pub(crate) async fn last_inbound_at(
     Ok(fetch::<ConversationDoc>(db, &doc)
         .await?
         .and_then(|c| c.last_inbound_at))
+}
+
+/// Whether an earlier outbound message of message `id`'s conversation, accepted
+/// at or after `since`, is still queued without a wamid.
+pub(crate) async fn earlier_send_pending(
+    db: &FirestoreDb,
+    layout: &Layout,
+    id: &str,
+    since: i64,
+) -> Result<bool> {
+    let Some(doc) = layout.message(id) else {
+        return Ok(false);
+    };
+    let Some(message) = fetch::<MessageDoc>(db, &doc).await? else {
+        return Ok(false);
+    };
+    let Some(conversation_id) = message.conversation_id.as_deref() else {
+        return Ok(false);
+    };
+    let Some(partition) = layout.messages_of_conversation(conversation_id) else {
+        return Ok(false);
+    };
+    let recent: Vec<MessageDoc> = db
+        .fluent()
+        .select()
+        .from(collections::MESSAGES)
+        .parent(partition)
+        .filter(|q| {
+            q.for_all([
+                q.field("conversation_id").eq(conversation_id),
+                q.field("timestamp").greater_than_or_equal(since),
+            ])
+        })
+        .order(|o| {
+            o.fields([
+                o.field("timestamp").descending(),
+                o.field("id").descending(),
+            ])
+        })
+        .obj()
+        .query()
+        .await
+        .map_err(store_error)?;
+    Ok(recent.iter().any(|earlier| {
+        earlier.send_order() < message.send_order()
+            && earlier.direction == "outbound"
+            && earlier.status == "queued"
+            && earlier.wamid.is_none()
+    }))
 }

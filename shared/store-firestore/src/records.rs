@@ -42,9 +42,21 @@ pub(crate) struct MessageDoc {
     /// A send to Meta began and its outcome is not known yet.
     #[serde(default)]
     pub dispatch_started_at: Option<i64>,
+    /// When zapfn accepted an outbound send (Unix ms): orders a customer's sends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accepted_at_ms: Option<i64>,
     pub timestamp: i64,
     pub created_at: i64,
     pub updated_at: i64,
+}
+
+impl MessageDoc {
+    /// Where an outbound send stands in its customer's order: acceptance time,
+    /// then id.
+    pub fn send_order(&self) -> (i64, &str) {
+        let accepted = self.accepted_at_ms.unwrap_or(self.created_at * 1000);
+        (accepted, &self.id)
+    }
 }
 
 /// `phone_numbers/{pnid}/conversations/{id}`.
@@ -66,8 +78,9 @@ pub(crate) struct ConversationDoc {
     pub updated_at: i64,
 }
 
-/// `phone_numbers/{pnid}/status_events/{hash(subject, status)}`: every status
-/// event, by subject (a wamid, or a zapfn id before the message has one).
+/// `phone_numbers/{pnid}/status_events/{hash(subject, status[, participant])}`:
+/// every status event, by subject (a wamid, or a zapfn id before the message
+/// has one), once per status and group member.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct StatusEventDoc {
     pub subject: String,
@@ -78,6 +91,9 @@ pub(crate) struct StatusEventDoc {
     #[serde(default)]
     pub raw: Option<String>,
     pub received_at: i64,
+    /// The group member it is about (`recipient_participant_id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub participant: Option<String>,
 }
 
 /// `wamids/{hash}` and `idempotency_keys/{hash}`: what makes the key unique,
@@ -242,6 +258,7 @@ mod tests {
                 raw: some(),
                 idempotency_key: some(),
                 dispatch_started_at: Some(1),
+                accepted_at_ms: None,
                 timestamp: 1,
                 created_at: 1,
                 updated_at: 1,
@@ -278,6 +295,7 @@ mod tests {
                 errors: some(),
                 raw: some(),
                 received_at: 1,
+                participant: some(),
             }),
             collections::RAW_EVENTS => serde_json::to_value(RawEventDoc {
                 phone_number_id: some(),

@@ -72,9 +72,16 @@ pub(crate) async fn erase_conversation(
         &[&phone_number_id, &wa_id],
     )
     .await?;
+    let raw_events = execute(
+        db,
+        "DELETE FROM raw_events WHERE phone_number_id = $1 AND strpos(raw, $2) > 0",
+        &[&phone_number_id, &zapfn_store::quoted(wa_id)],
+    )
+    .await?;
     Ok(Erased {
         conversations,
         events,
+        raw_events,
         ..Erased::default()
     })
 }

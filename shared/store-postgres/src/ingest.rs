@@ -54,8 +54,8 @@ async fn insert_message(
     let conversation_id = upsert_conversation(
         db,
         &message.phone_number_id,
-        &message.from,
-        message.contact_name.as_deref(),
+        message.conversation_wa_id(),
+        message.conversation_name(),
         Some(sent_at),
         now,
     )
@@ -98,8 +98,13 @@ async fn insert_message(
         from: message.from.clone(),
         text: message.text.clone(),
         reply_id: message.reply_id.clone(),
+        group_id: message.group_id.clone(),
     };
-    let ordering_key = format!("{}:{}", message.phone_number_id, message.from);
+    let ordering_key = format!(
+        "{}:{}",
+        message.phone_number_id,
+        message.conversation_wa_id()
+    );
     let payload = serde_json::to_string(&event)?;
     outbox::publish(db, topics::MESSAGES, Some(&ordering_key), &payload, now_ms).await?;
     Ok(true)
@@ -174,8 +179,8 @@ pub(crate) async fn insert_status_event(
     let errors = status.errors.as_ref().map(|e| e.to_string());
     let inserted = execute(
         db,
-        "INSERT INTO status_events (subject, status, timestamp, errors, raw, received_at)
-         VALUES ($1, $2, $3, $4::text::json, $5, $6) ON CONFLICT DO NOTHING",
+        "INSERT INTO status_events (subject, status, participant, timestamp, errors, raw, received_at)
+         VALUES ($1, $2, $7, $3, $4::text::json, $5, $6) ON CONFLICT DO NOTHING",
         &[
             &status.wamid,
             &status.status,
@@ -183,6 +188,7 @@ pub(crate) async fn insert_status_event(
             &errors,
             &status.raw,
             &(now_ms / 1000),
+            &status.participant.as_deref().unwrap_or_default(),
         ],
     )
     .await?;

@@ -193,6 +193,11 @@ impl Store for PostgresStore {
         Ok(messages::outbound(&client, id).await?)
     }
 
+    async fn earlier_send_pending(&self, id: &str, since: i64) -> Result<bool> {
+        let client = self.pool.get().await.map_err(Failure::from)?;
+        Ok(messages::earlier_send_pending(&client, id, since).await?)
+    }
+
     async fn record_sent(&self, id: &str, wamid: Option<&str>) -> Result<()> {
         let now = now_ms();
         transaction!(self.pool, |tx| messages::record_sent(tx, id, wamid, now))
@@ -317,6 +322,13 @@ impl Store for PostgresStore {
     async fn settle(&self, delivery: &Delivery, settlement: Settlement) -> Result<()> {
         let client = self.pool.get().await.map_err(Failure::from)?;
         Ok(outbox::settle(&client, delivery, settlement, &self.options, now_ms()).await?)
+    }
+
+    async fn renew_lease(&self, delivery: &Delivery, lease: Duration) -> Result<Option<i64>> {
+        let client = self.pool.get().await.map_err(Failure::from)?;
+        let until = now_ms() + lease.as_millis() as i64;
+        let renewed = outbox::renew_lease(&client, delivery, until).await?;
+        Ok(renewed.then_some(until))
     }
 
     async fn release_leases(&self) -> Result<usize> {

@@ -4,7 +4,7 @@
 use deadpool_postgres::GenericClient;
 use serde_json::Value;
 use zapfn_store::{topics, DispatchTask, Enqueued, NewOutbound, OutboundMessage, StoreError};
-use zapfn_whatsapp::status::advances;
+use zapfn_whatsapp::status::{advances, after_acceptance};
 use zapfn_whatsapp::wa_id;
 use zapfn_whatsapp::webhook::StatusUpdate;
 
@@ -21,7 +21,9 @@ pub(crate) async fn apply_status(
     now_ms: i64,
 ) -> DbResult<()> {
     insert_status_event(db, status, now_ms).await?;
-    let errors = status.errors.as_ref().map(Value::to_string);
+    let applied = status.message_status();
+    // A group member's failure is in the history, not on the message.
+    let errors = applied.and(status.errors.as_ref()).map(Value::to_string);
     let now = now_ms / 1000;
     let mut linked = false;
     loop {
@@ -34,12 +36,12 @@ pub(crate) async fn apply_status(
         .await?;
         if let Some(row) = current {
             let (id, current): (String, String) = (row.get(0), row.get(1));
-            if advances(&current, &status.status) {
+            if let Some(next) = applied.filter(|next| advances(&current, next)) {
                 execute(
                     db,
                     "UPDATE messages SET status = $2, errors = coalesce($3::text::json, errors), updated_at = $4
                      WHERE id = $1",
-                    &[&id, &status.status, &errors, &now],
+                    &[&id, &next, &errors, &now],
                 )
                 .await?;
             }
@@ -62,11 +64,9 @@ pub(crate) async fn apply_status(
         ),
         None => None,
     };
-    let initial = if advances("queued", &status.status) {
-        status.status.as_str()
-    } else {
-        "unknown"
-    };
+    let initial = applied
+        .filter(|next| advances("queued", next))
+        .unwrap_or("unknown");
     let timestamp = if status.timestamp > 0 {
         status.timestamp
     } else {
@@ -231,6 +231,26 @@ pub(crate) async fn outbound(
     }))
 }
 
+/// Whether an earlier outbound message of message `id`'s conversation, accepted
+/// at or after `since`, is still queued without a wamid.
+pub(crate) async fn earlier_send_pending(
+    db: &impl GenericClient,
+    id: &str,
+    since: i64,
+) -> DbResult<bool> {
+    let row = query_opt(
+        db,
+        "SELECT 1 FROM messages AS m JOIN messages AS earlier
+             ON earlier.conversation_id = m.conversation_id AND earlier.timestamp >= $2
+         WHERE m.id = $1 AND earlier.id < m.id AND earlier.direction = 'outbound'
+           AND earlier.status = 'queued' AND earlier.wa_message_id IS NULL
+         LIMIT 1",
+        &[&id, &since],
+    )
+    .await?;
+    Ok(row.is_some())
+}
+
 /// Records Meta's acceptance; a placeholder made by early statuses is merged in.
 pub(crate) async fn record_sent(
     db: &impl GenericClient,
@@ -241,18 +261,15 @@ pub(crate) async fn record_sent(
     let now = now_ms / 1000;
     let current = query_opt(
         db,
-        "SELECT status FROM messages WHERE id = $1 FOR UPDATE",
+        "SELECT status, wa_message_id IS NOT NULL FROM messages WHERE id = $1 FOR UPDATE",
         &[&id],
     )
     .await?;
-    let Some(current) = current.map(|row| row.get::<_, String>(0)) else {
+    let Some((current, had_wamid)) = current.map(|row| (row.get::<_, String>(0), row.get(1)))
+    else {
         return Err(StoreError::Invalid(format!("no outbound message {id}")).into());
     };
-    let mut status = if advances(&current, "accepted") {
-        "accepted".to_owned()
-    } else {
-        current
-    };
+    let mut status = after_acceptance(&current, had_wamid).to_owned();
     let mut errors: Option<String> = None;
     if let Some(wamid) = wamid {
         let placeholder = query_opt(

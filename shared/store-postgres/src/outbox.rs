@@ -165,6 +165,25 @@ pub(crate) async fn settle(
     Ok(())
 }
 
+/// Extends the lease of `delivery` to `until` if it is still the holder's.
+pub(crate) async fn renew_lease(
+    db: &impl GenericClient,
+    delivery: &Delivery,
+    until: i64,
+) -> DbResult<bool> {
+    let id: i64 = delivery
+        .id
+        .parse()
+        .map_err(|_| StoreError::Invalid(format!("not an outbox event id: {}", delivery.id)))?;
+    let renewed = execute(
+        db,
+        "UPDATE outbox SET leased_until_ms = $3 WHERE id = $1 AND leased_until_ms = $2",
+        &[&id, &delivery.lease_until_ms, &until],
+    )
+    .await?;
+    Ok(renewed > 0)
+}
+
 /// Releases every lease: for a process that starts consuming after an unclean stop
 /// (handlers are idempotent, so at worst an event runs twice).
 pub(crate) async fn release_leases(db: &impl GenericClient) -> DbResult<usize> {

@@ -62,7 +62,8 @@ async fn add_histories(db: &impl GenericClient, messages: &mut [MessageView]) ->
     }
     let rows = query(
         db,
-        "SELECT subject, status, timestamp, errors::text FROM status_events WHERE subject = ANY($1)",
+        "SELECT subject, status, timestamp, errors::text, participant FROM status_events
+         WHERE subject = ANY($1)",
         &[&subjects],
     )
     .await?;
@@ -72,6 +73,7 @@ async fn add_histories(db: &impl GenericClient, messages: &mut [MessageView]) ->
             status: row.get(1),
             timestamp: row.get(2),
             errors: json(row.get(3))?,
+            participant: Some(row.get::<_, String>(4)).filter(|p| !p.is_empty()),
         });
     }
     for message in messages {

@@ -80,6 +80,11 @@ impl AddAssign for Erased {
     }
 }
 
+/// `id` as a JSON string (`"5511999990000"`): what a raw event naming a contact contains.
+pub fn quoted(id: &str) -> String {
+    Value::from(id).to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -101,6 +101,11 @@ pub trait Store: Send + Sync + 'static {
     /// What the dispatcher needs to send a queued message.
     async fn outbound(&self, id: &str) -> Result<Option<OutboundMessage>>;
 
+    /// Whether another outbound message to the same customer of the same number,
+    /// accepted before message `id` and at or after `since` (Unix seconds), still
+    /// awaits dispatch: per-customer order where the task queue does not keep it.
+    async fn earlier_send_pending(&self, id: &str, since: i64) -> Result<bool>;
+
     /// Records the wamid Meta returned, merging statuses that arrived first.
     async fn record_sent(&self, id: &str, wamid: Option<&str>) -> Result<()>;
 
@@ -209,6 +214,12 @@ pub trait Store: Send + Sync + 'static {
     /// Settles a leased event.
     async fn settle(&self, delivery: &Delivery, settlement: Settlement) -> Result<()>;
 
+    /// Extends the lease of `delivery`, while it is still the holder's (its
+    /// `lease_until_ms` is the event's), to `lease` from now; returns the new
+    /// `lease_until_ms` to settle with, or `None` when the lease is lost
+    /// (settled, or expired and leased again).
+    async fn renew_lease(&self, delivery: &Delivery, lease: Duration) -> Result<Option<i64>>;
+
     /// Releases leases left by a process that died, so its events are delivered
     /// again now: call once before consuming, not from tools that only read.
     async fn release_leases(&self) -> Result<usize>;
@@ -231,7 +242,9 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes the conversation of (`phone_number_id`, `wa_id`) if no message
     /// is left in it (else counts none: erase those first), and every queued
     /// event and dead letter about the contact (its ordering key, or a payload
-    /// naming the number and the contact as `from` or `recipient_id`).
+    /// naming the number and the contact as `from` or `recipient_id`), and every
+    /// raw event of the number whose JSON names the contact (`"<wa_id>"`: a
+    /// call, a value kept for its user id or username), whole.
     async fn erase_conversation(&self, phone_number_id: &str, wa_id: &str) -> Result<Erased>;
 
     /// Up to `limit` messages whose `timestamp` is before `before` (Unix

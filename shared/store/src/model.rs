@@ -41,6 +41,16 @@ pub struct MediaStored {
     /// True for a voice note (`audio.voice`).
     #[serde(default)]
     pub voice: bool,
+    /// The group the message was written in, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_id: Option<String>,
+}
+
+impl MediaStored {
+    /// Whose conversation the message belongs to: its group's, else its sender's.
+    pub fn conversation_wa_id(&self) -> &str {
+        self.group_id.as_deref().unwrap_or(&self.from)
+    }
 }
 
 /// Payload of a `messages` event.
@@ -57,6 +67,9 @@ pub struct MessageEvent {
     /// The id of a tapped button or list row, or a quick-reply payload.
     #[serde(default)]
     pub reply_id: Option<String>,
+    /// The group the message was written in, if any (replies go there).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_id: Option<String>,
 }
 
 /// Payload of a `dispatch` task.
@@ -133,6 +146,9 @@ pub struct StatusEntry {
     pub timestamp: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub errors: Option<Value>,
+    /// The group member it is about (`recipient_participant_id`), for a group message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub participant: Option<String>,
 }
 
 /// A message as the read API shows it.

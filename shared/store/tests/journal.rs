@@ -4,7 +4,8 @@
 //! notification is kept raw, a second opener of the file stores webhooks
 //! itself, and while storage is locked webhooks are acknowledged from the
 //! journal up to its backlog limit, then refused, and all stored afterwards;
-//! with journaling off, webhooks are stored before the call returns.
+//! with journaling off, webhooks are stored before the call returns; a journal
+//! directory lost under a database still stores the webhooks that come next.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -151,6 +152,26 @@ async fn segments_a_crashed_process_left_are_stored_on_open_past_a_torn_tail() {
     let store = open(&dir, SqliteOptions::default());
     assert!(store.flush_webhooks(FLUSH).await);
     assert_eq!(inbound_rows(store.path()), 3);
+}
+
+#[tokio::test]
+async fn a_lost_journal_directory_does_not_put_new_webhooks_behind_the_stored_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir, SqliteOptions::default());
+    let (before, before_body) = text_webhook(MARIA, "antes de perder o diretório");
+    store.accept_webhook(&before_body).await.unwrap();
+    assert!(store.flush_webhooks(FLUSH).await);
+    drop(store);
+    // The database keeps its journal position; the segments are gone.
+    std::fs::remove_dir_all(dir.path().join("z.journal")).unwrap();
+    let store = open(&dir, SqliteOptions::default());
+    let (after, after_body) = text_webhook(JOAO, "depois");
+    store.accept_webhook(&after_body).await.unwrap();
+    assert!(store.flush_webhooks(FLUSH).await);
+    for wamid in [&before, &after] {
+        assert!(store.message(wamid).await.unwrap().is_some(), "{wamid}");
+    }
+    assert_eq!(inbound_rows(store.path()), 2);
 }
 
 #[tokio::test]

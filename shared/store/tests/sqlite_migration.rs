@@ -1,5 +1,6 @@
 //! A database made by the version-1 schema opens with today's: its rows kept,
-//! its API keys as powerful as they were (admin on every number, unlimited).
+//! its API keys as powerful as they were (admin on every number, unlimited),
+//! its status events kept (once per status and group member since version 3).
 
 use rusqlite::Connection;
 use zapfn_store::sqlite::{SqliteOptions, SqliteStore};
@@ -15,6 +16,16 @@ CREATE TABLE api_keys (
     revoked_at INTEGER
 );
 INSERT INTO api_keys VALUES ('live-hash', 'old', 100, NULL), ('gone-hash', 'gone', 100, 200);
+CREATE TABLE status_events (
+    subject     TEXT NOT NULL,
+    status      TEXT NOT NULL,
+    timestamp   INTEGER NOT NULL,
+    errors      TEXT,
+    raw         TEXT,
+    received_at INTEGER NOT NULL,
+    PRIMARY KEY (subject, status)
+) WITHOUT ROWID;
+INSERT INTO status_events VALUES ('wamid.OLD', 'delivered', 1700000000, NULL, '{}', 1700000001);
 ";
 
 /// An audit entry of a key creation by `key_name`.
@@ -55,7 +66,19 @@ async fn a_version_1_database_is_upgraded_in_place() {
         .unwrap()
         .query_row("PRAGMA user_version", [], |row| row.get(0))
         .unwrap();
-    assert_eq!(version, 2);
+    assert_eq!(version, 3);
+    let events: Vec<(String, String, String)> = Connection::open(&path)
+        .unwrap()
+        .prepare("SELECT subject, status, participant FROM status_events")
+        .unwrap()
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        events,
+        [("wamid.OLD".into(), "delivered".into(), String::new())]
+    );
     // Opening an upgraded database again changes nothing.
     let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
     assert_eq!(store.api_keys().await.unwrap().len(), 2);

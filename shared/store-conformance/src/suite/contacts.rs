@@ -263,3 +263,33 @@ pub async fn retention_lists_old_messages_and_purges_what_they_leave_behind(back
     assert_eq!(store.queue_depths().await.unwrap().dead_letters, 0);
     assert_eq!(conversation_count(store, PNID, JOAO).await, 1);
 }
+
+pub async fn erasing_a_contact_deletes_the_raw_events_that_name_it(backend: Backend) {
+    let store = backend.store().await;
+    let call = |from: &str| {
+        json!({
+            "object": "whatsapp_business_account",
+            "entry": [{"id": "1", "changes": [{"field": "calls", "value": {
+                "messaging_product": "whatsapp",
+                "metadata": {"phone_number_id": PNID},
+                "contacts": [{"wa_id": from, "profile": {"name": "Cliente"}}],
+                "calls": [{"id": "wacid.1", "from": from, "event": "connect"}],
+            }}]}],
+        })
+    };
+    for from in [MARIA, JOAO] {
+        let report = store.ingest(parse_json(&call(from))).await.unwrap();
+        assert_eq!(report.raw_events, 1);
+    }
+    let erased = store.erase_conversation(PNID, MARIA).await.unwrap();
+    assert_eq!(erased.raw_events, 1, "Maria's call");
+    let again = store.erase_conversation(PNID, MARIA).await.unwrap();
+    assert_eq!(again.raw_events, 0, "erasing again deletes nothing");
+    let other_number = store.erase_conversation(PNID_2, JOAO).await.unwrap();
+    assert_eq!(
+        other_number.raw_events, 0,
+        "only the number's own raw events"
+    );
+    let joao = store.erase_conversation(PNID, JOAO).await.unwrap();
+    assert_eq!(joao.raw_events, 1, "João's call was left alone");
+}

@@ -178,8 +178,8 @@ pub async fn ingest_keeps_unknown_types_and_fields_in_raw(backend: Backend) {
     let report = store.ingest(parse(UNKNOWN_TYPE)).await.unwrap();
     assert_eq!(
         (report.new_messages, report.raw_events),
-        (1, 0),
-        "unknown fields are not raw events"
+        (1, 1),
+        "unknown message fields stay in the message; unknown value keys keep the value"
     );
 
     let wamid = "wamid.HBgMNTUxMTk5OTk5MDAwFQIAEhggHOLOGRAM0001";
@@ -189,6 +189,50 @@ pub async fn ingest_keeps_unknown_types_and_fields_in_raw(backend: Backend) {
     assert_eq!(raw["x_delivery_lane"], "experimental");
     assert_eq!(raw["x_flags"], json!({ "beta": true, "ttl": null }));
     assert_eq!(raw["hologram"]["frames"][1]["depth"], 0.5);
+}
+
+pub async fn a_group_message_goes_to_the_groups_conversation(backend: Backend) {
+    let store = backend.store().await;
+    let group = "Y2FwaV9ncm91cDoxNzA1NTU1MDEzOToxMjAzNjM0MDQ2OTQyMzM4MjAZD";
+    let wamid = builders::new_wamid();
+    let mut message = builders::text_message(MARIA, &wamid, now_secs(), "o que acham?");
+    message["group_id"] = json!(group);
+    let notification = parse_json(&builders::messages_notification(
+        PNID,
+        MARIA,
+        "Maria",
+        vec![message],
+    ));
+    store.ingest(notification).await.unwrap();
+
+    let view = store.message(&wamid).await.unwrap().unwrap();
+    assert_eq!(
+        view.from.as_deref(),
+        Some(MARIA),
+        "the participant wrote it"
+    );
+    let conversation = store
+        .conversation(view.conversation_id.as_deref().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(conversation.wa_id, group);
+    assert_eq!(
+        conversation.contact_name, None,
+        "a participant's name is not the group's"
+    );
+    assert_eq!(
+        store.last_inbound_at(PNID, MARIA).await.unwrap(),
+        None,
+        "a group message opens no window with the participant"
+    );
+    let events = store.claim(topics::MESSAGES, 10, LEASE).await.unwrap();
+    let event: MessageEvent = serde_json::from_value(events[0].payload.clone()).unwrap();
+    assert_eq!(event.group_id.as_deref(), Some(group));
+    assert_eq!(
+        events[0].ordering_key.as_deref(),
+        Some(format!("{PNID}:{group}").as_str())
+    );
 }
 
 pub async fn ingest_round_trips_unicode_and_nul_text(backend: Backend) {

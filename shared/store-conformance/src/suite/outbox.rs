@@ -433,6 +433,63 @@ pub async fn a_settle_after_the_lease_expired_changes_nothing(backend: Backend) 
     assert!(pending(&store.queue_depths().await.unwrap()).is_empty());
 }
 
+pub async fn a_renewed_lease_keeps_the_event_until_settled_with_it(backend: Backend) {
+    let store = backend.store().await;
+    store
+        .ingest(texts(PNID, MARIA, &[("wamid.RENEW", 1)]))
+        .await
+        .unwrap();
+    let claimed = store
+        .claim(topics::MESSAGES, 1, Duration::from_millis(400))
+        .await
+        .unwrap()
+        .remove(0);
+    let until = store
+        .renew_lease(&claimed, LEASE)
+        .await
+        .unwrap()
+        .expect("the holder renews its lease");
+    assert!(until > claimed.lease_until_ms, "{until}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_nothing_due(&*store, topics::MESSAGES, "the renewed lease holds").await;
+    assert_eq!(
+        store.renew_lease(&claimed, LEASE).await.unwrap(),
+        None,
+        "the first lease is no longer the event's"
+    );
+    store.settle(&claimed, Settlement::Ack).await.unwrap();
+    assert_eq!(
+        pending(&store.queue_depths().await.unwrap()),
+        vec![(topics::MESSAGES, 1)],
+        "a settle with the first lease changes nothing"
+    );
+    let renewed = zapfn_store::Delivery {
+        lease_until_ms: until,
+        ..claimed
+    };
+    store.settle(&renewed, Settlement::Ack).await.unwrap();
+    assert!(pending(&store.queue_depths().await.unwrap()).is_empty());
+    assert_eq!(store.renew_lease(&renewed, LEASE).await.unwrap(), None);
+}
+
+pub async fn a_lease_taken_by_another_consumer_is_not_renewed(backend: Backend) {
+    let store = backend.store().await;
+    store
+        .ingest(texts(PNID, MARIA, &[("wamid.LOST", 1)]))
+        .await
+        .unwrap();
+    let first = store
+        .claim(topics::MESSAGES, 1, Duration::from_millis(30))
+        .await
+        .unwrap()
+        .remove(0);
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    let second = claim_one(&*store, topics::MESSAGES).await;
+    assert_eq!(store.renew_lease(&first, LEASE).await.unwrap(), None);
+    assert!(store.renew_lease(&second, LEASE).await.unwrap().is_some());
+    assert_nothing_due(&*store, topics::MESSAGES, "the second consumer holds it").await;
+}
+
 pub async fn settling_a_removed_delivery_is_a_no_op(backend: Backend) {
     let store = backend.store().await;
     store

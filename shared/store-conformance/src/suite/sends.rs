@@ -310,3 +310,50 @@ pub async fn concurrent_sends_with_one_idempotency_key_make_one_message(backend:
     let conversation = conversation_of(&*store, &answers[0].id).await;
     assert_eq!(messages_of(&*store, &conversation).await.len(), 1);
 }
+
+pub async fn earlier_send_pending_sees_queued_sends_to_the_same_customer_only(backend: Backend) {
+    let store = backend.store().await;
+    let mut maria = Vec::new();
+    for text in ["um", "dois", "três"] {
+        let enqueued = store
+            .enqueue_send(send_to(Some(MARIA), None, text))
+            .await
+            .unwrap();
+        maria.push(enqueued.id);
+    }
+    let joao = store
+        .enqueue_send(send_to(Some(JOAO), None, "outro"))
+        .await
+        .unwrap()
+        .id;
+    let pending = |id: String, since: i64| {
+        let store = store.clone();
+        async move { store.earlier_send_pending(&id, since).await.unwrap() }
+    };
+    assert!(
+        !pending(maria[0].clone(), 0).await,
+        "the first has nothing before it"
+    );
+    assert!(pending(maria[1].clone(), 0).await);
+    assert!(
+        !pending(joao.clone(), 0).await,
+        "another customer's sends do not count"
+    );
+    assert!(
+        !pending(maria[1].clone(), now_secs() + 60).await,
+        "sends accepted before `since` do not count"
+    );
+
+    store
+        .record_sent(&maria[0], Some(&builders::new_wamid()))
+        .await
+        .unwrap();
+    assert!(!pending(maria[1].clone(), 0).await, "a sent one is done");
+    assert!(pending(maria[2].clone(), 0).await, "the second still waits");
+    let refused = json!({ "code": 131026, "message": "undeliverable" });
+    store
+        .record_send_error(&maria[1], refused, true, false)
+        .await
+        .unwrap();
+    assert!(!pending(maria[2].clone(), 0).await, "a failed one is done");
+}

@@ -1,7 +1,7 @@
 //! Statuses: deduplicated, monotonic, every event in the history, placeholders
 //! for unknown wamids merged when the send is recorded.
 
-use serde_json::json;
+use serde_json::{json, Value};
 use zapfn_store::{callback_data_for, topics};
 use zapfn_whatsapp::builders;
 use zapfn_whatsapp::webhook::StatusUpdate;
@@ -263,6 +263,53 @@ pub async fn a_status_with_callback_data_links_a_send_whose_answer_was_lost(back
     );
 }
 
+pub async fn a_send_given_up_unanswered_is_revived_by_its_status_webhook(backend: Backend) {
+    let store = backend.store().await;
+    let enqueued = store
+        .enqueue_send(send_to(Some(MARIA), None, "hi"))
+        .await
+        .unwrap();
+    store.mark_dispatching(&enqueued.id).await.unwrap();
+    // The last attempt timed out: the dispatcher gave up, but Meta had the message.
+    let timeout = json!({ "code": 0, "title": "Graph API timed out" });
+    store
+        .record_send_error(&enqueued.id, timeout, true, true)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.message(&enqueued.id).await.unwrap().unwrap().status,
+        "failed"
+    );
+
+    let wamid = builders::new_wamid();
+    let mut object = builders::status(&wamid, MARIA, "read", now_secs() + 100, None);
+    object["biz_opaque_callback_data"] = json!(callback_data_for(&enqueued.id));
+    let update = parse_json(&builders::statuses_notification(PNID, vec![object]))
+        .statuses
+        .remove(0);
+    store.apply_status(&update).await.unwrap();
+    let view = store.message(&enqueued.id).await.unwrap().unwrap();
+    assert_eq!(
+        (view.wamid.as_deref(), view.status.as_str()),
+        (Some(wamid.as_str()), "read")
+    );
+    let history = history(&view);
+    assert!(history.contains(&"failed"), "{history:?}");
+    assert_eq!(history.last(), Some(&"read"), "{history:?}");
+
+    // Meta's own `failed` (the message has its wamid) stays terminal.
+    let failed = builders::status(&wamid, MARIA, "failed", now_secs() + 200, None);
+    let update = parse_json(&builders::statuses_notification(PNID, vec![failed]))
+        .statuses
+        .remove(0);
+    store.apply_status(&update).await.unwrap();
+    store.record_sent(&enqueued.id, Some(&wamid)).await.unwrap();
+    assert_eq!(
+        store.message(&enqueued.id).await.unwrap().unwrap().status,
+        "failed"
+    );
+}
+
 pub async fn concurrent_statuses_of_an_unknown_wamid_make_one_placeholder(backend: Backend) {
     let store = backend.store().await;
     let wamid = builders::new_wamid();
@@ -285,4 +332,88 @@ pub async fn concurrent_statuses_of_an_unknown_wamid_make_one_placeholder(backen
     assert_eq!(history(&placeholder).len(), 3, "{placeholder:?}");
     let conversation = placeholder.conversation_id.unwrap();
     assert_eq!(messages_of(&*store, &conversation).await.len(), 1);
+}
+
+/// A group message's status (Groups API) about one member: `recipient_participant_id`.
+fn member_status(wamid: &str, member: Option<&str>, state: &str, at: i64) -> Value {
+    let errors =
+        (state == "failed").then(|| json!([{ "code": 131026, "title": "Message undeliverable" }]));
+    let mut status = builders::status(wamid, GROUP_ID, state, at, errors);
+    status["recipient_type"] = json!("group");
+    if let Some(member) = member {
+        status["recipient_participant_id"] = json!(member);
+    }
+    builders::statuses_notification(PNID, vec![status])
+}
+
+/// A group id as Meta gives it.
+const GROUP_ID: &str = "Y2FwaV9ncm91cDoxMjAzNjMwNDAwMDAwMDAwMDE";
+
+pub async fn group_members_statuses_are_each_kept_and_one_members_failure_fails_nothing(
+    backend: Backend,
+) {
+    let store = backend.store().await;
+    let wamid = builders::new_wamid();
+    let sent = store
+        .enqueue_send(send_to(Some(MARIA), None, "olá, grupo"))
+        .await
+        .unwrap();
+    store.record_sent(&sent.id, Some(&wamid)).await.unwrap();
+    let t = now_secs();
+    let updates = [
+        (Some(MARIA), "delivered", t + 1),
+        (Some(JOAO), "delivered", t + 2),
+        (Some(MARIA), "read", t + 3),
+        (Some("5531977776666"), "failed", t + 4),
+    ];
+    // Each stored by the webhook, then applied by the status function.
+    for (member, state, at) in updates {
+        let notification = parse_json(&member_status(&wamid, member, state, at));
+        let update = notification.statuses[0].clone();
+        let ingested = store.ingest(notification).await.unwrap();
+        assert_eq!(ingested.new_statuses, 1, "{member:?} {state}");
+        store.apply_status(&update).await.unwrap();
+    }
+    let again = store
+        .ingest(parse_json(&member_status(
+            &wamid,
+            Some(JOAO),
+            "delivered",
+            t + 2,
+        )))
+        .await
+        .unwrap();
+    assert_eq!(
+        again.duplicate_statuses, 1,
+        "a redelivery is still one event"
+    );
+
+    let view = store.message(&sent.id).await.unwrap().unwrap();
+    assert_eq!(view.status, "read", "one member's failure does not fail it");
+    assert_eq!(view.errors, None);
+    let members: Vec<(&str, Option<&str>)> = view
+        .status_history
+        .iter()
+        .map(|entry| (entry.status.as_str(), entry.participant.as_deref()))
+        .collect();
+    assert_eq!(
+        members,
+        [
+            ("queued", None),
+            ("accepted", None),
+            ("delivered", Some(MARIA)),
+            ("delivered", Some(JOAO)),
+            ("read", Some(MARIA)),
+            ("failed", Some("5531977776666")),
+        ]
+    );
+    let failed = &view.status_history[5];
+    assert_eq!(failed.errors.as_ref().unwrap()[0]["code"], 131026);
+
+    // The group's own failure (no member named) is the message's.
+    let notification = parse_json(&member_status(&wamid, None, "failed", t + 5));
+    store.apply_status(&notification.statuses[0]).await.unwrap();
+    let view = store.message(&sent.id).await.unwrap().unwrap();
+    assert_eq!(view.status, "failed");
+    assert!(view.errors.is_some());
 }

@@ -83,9 +83,13 @@ pub(crate) fn erase_conversation(
                AND NOT EXISTS (SELECT 1 FROM messages WHERE conversation_id = c.id)",
         )?
         .execute(params![phone_number_id, wa_id])?;
+    let raw_events = conn
+        .prepare_cached("DELETE FROM raw_events WHERE phone_number_id = ?1 AND instr(raw, ?2) > 0")?
+        .execute(params![phone_number_id, crate::quoted(wa_id)])?;
     Ok(Erased {
         conversations: conversations as u64,
         events: events as u64,
+        raw_events: raw_events as u64,
         ..Erased::default()
     })
 }

@@ -45,8 +45,8 @@ fn insert_message(conn: &Connection, message: &InboundMessage, now_ms: i64) -> R
     let conversation_id = upsert_conversation(
         conn,
         &message.phone_number_id,
-        &message.from,
-        message.contact_name.as_deref(),
+        message.conversation_wa_id(),
+        message.conversation_name(),
         Some(sent_at),
         now,
     )?;
@@ -83,8 +83,13 @@ fn insert_message(conn: &Connection, message: &InboundMessage, now_ms: i64) -> R
         from: message.from.clone(),
         text: message.text.clone(),
         reply_id: message.reply_id.clone(),
+        group_id: message.group_id.clone(),
     };
-    let ordering_key = format!("{}:{}", message.phone_number_id, message.from);
+    let ordering_key = format!(
+        "{}:{}",
+        message.phone_number_id,
+        message.conversation_wa_id()
+    );
     outbox::publish(
         conn,
         topics::MESSAGES,
@@ -192,7 +197,7 @@ impl StoredConversation {
     }
 }
 
-/// Records a status event once per (wamid, status); true if it is new.
+/// Records a status event once per (wamid, status, group member); true if it is new.
 pub(crate) fn insert_status_event(
     conn: &Connection,
     status: &StatusUpdate,
@@ -200,8 +205,8 @@ pub(crate) fn insert_status_event(
 ) -> Result<bool> {
     let inserted = conn
         .prepare_cached(
-            "INSERT INTO status_events (subject, status, timestamp, errors, raw, received_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
+            "INSERT INTO status_events (subject, status, participant, timestamp, errors, raw, received_at)
+             VALUES (?1, ?2, ?7, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
         )?
         .execute(params![
             status.wamid,
@@ -210,6 +215,7 @@ pub(crate) fn insert_status_event(
             status.errors.as_ref().map(|e| e.to_string()),
             status.raw,
             now_ms / 1000,
+            status.participant.as_deref().unwrap_or_default(),
         ])?;
     Ok(inserted == 1)
 }

@@ -89,11 +89,14 @@ pub(crate) struct Journal {
 
 impl Journal {
     /// Opens the journal in `dir` (created if needed), or `None` when another
-    /// process owns it. Appends start in a new segment after the existing ones.
+    /// process owns it. Appends start in a new segment after the existing ones
+    /// and after `indexed`'s (where the database says indexing got to), so a
+    /// lost or emptied directory never puts new records behind that position.
     pub(crate) fn open(
         dir: &Path,
         durability: Durability,
         max_backlog: u64,
+        indexed: Position,
     ) -> Result<Option<Journal>> {
         std::fs::create_dir_all(dir).map_err(|e| unavailable(dir, e))?;
         let lock = OpenOptions::new()
@@ -107,7 +110,22 @@ impl Journal {
             Err(std::fs::TryLockError::WouldBlock) => return Ok(None),
             Err(std::fs::TryLockError::Error(e)) => return Err(unavailable(dir, e)),
         }
-        let next = segments(dir)?.last().map_or(1, |last| last + 1);
+        let existing = segments(dir)?;
+        if indexed.segment > 0
+            && existing
+                .first()
+                .is_none_or(|first| *first > indexed.segment)
+        {
+            tracing::error!(
+                dir = %dir.display(),
+                segment = indexed.segment,
+                "the webhook journal segment the database was indexing is gone; webhooks acknowledged but not yet stored in it are lost"
+            );
+        }
+        let next = existing
+            .last()
+            .map_or(1, |last| last + 1)
+            .max(indexed.segment + 1);
         let file = create_segment(dir, next, durability)?;
         let start = Position {
             segment: next,

@@ -3,7 +3,7 @@
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde_json::Value;
-use zapfn_whatsapp::status::advances;
+use zapfn_whatsapp::status::{advances, after_acceptance};
 use zapfn_whatsapp::wa_id;
 use zapfn_whatsapp::webhook::StatusUpdate;
 
@@ -30,15 +30,17 @@ pub(crate) fn apply_status(conn: &Connection, status: &StatusUpdate) -> Result<(
             return apply_status(conn, status);
         }
     }
-    let errors = status.errors.as_ref().map(Value::to_string);
+    let applied = status.message_status();
+    // A group member's failure is in the history, not on the message.
+    let errors = applied.and(status.errors.as_ref()).map(Value::to_string);
     let now = now_ms / 1000;
     match current {
         Some((id, current)) => {
-            if advances(&current, &status.status) {
+            if let Some(next) = applied.filter(|next| advances(&current, next)) {
                 conn.prepare_cached(
                     "UPDATE messages SET status = ?2, errors = coalesce(?3, errors), updated_at = ?4 WHERE id = ?1",
                 )?
-                .execute(params![id, status.status, errors, now])?;
+                .execute(params![id, next, errors, now])?;
             }
         }
         None => {
@@ -53,11 +55,9 @@ pub(crate) fn apply_status(conn: &Connection, status: &StatusUpdate) -> Result<(
                 )?),
                 None => None,
             };
-            let initial = if advances("queued", &status.status) {
-                status.status.as_str()
-            } else {
-                "unknown"
-            };
+            let initial = applied
+                .filter(|next| advances("queued", next))
+                .unwrap_or("unknown");
             conn.prepare_cached(
                 "INSERT INTO messages (id, wa_message_id, conversation_id, phone_number_id, direction, to_id,
                      status, errors, timestamp, created_at, updated_at)
@@ -214,21 +214,33 @@ pub(crate) fn outbound(conn: &Connection, id: &str) -> Result<Option<OutboundMes
     .transpose()
 }
 
+/// Whether an earlier outbound message of message `id`'s conversation, accepted
+/// at or after `since`, is still queued without a wamid.
+pub(crate) fn earlier_send_pending(conn: &Connection, id: &str, since: i64) -> Result<bool> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT 1 FROM messages AS m JOIN messages AS earlier
+                 ON earlier.conversation_id = m.conversation_id AND earlier.timestamp >= ?2
+             WHERE m.id = ?1 AND earlier.id < m.id AND earlier.direction = 'outbound'
+               AND earlier.status = 'queued' AND earlier.wa_message_id IS NULL
+             LIMIT 1",
+        )?
+        .query_row(params![id, since], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
 /// Records Meta's acceptance; a placeholder made by early statuses is merged in.
 pub(crate) fn record_sent(conn: &Connection, id: &str, wamid: Option<&str>) -> Result<()> {
     let now = now_ms() / 1000;
-    let current: Option<String> = conn
-        .prepare_cached("SELECT status FROM messages WHERE id = ?1")?
-        .query_row([id], |row| row.get(0))
+    let current: Option<(String, bool)> = conn
+        .prepare_cached("SELECT status, wa_message_id IS NOT NULL FROM messages WHERE id = ?1")?
+        .query_row([id], |row| Ok((row.get(0)?, row.get(1)?)))
         .optional()?;
-    let Some(current) = current else {
+    let Some((current, had_wamid)) = current else {
         return Err(StoreError::Invalid(format!("no outbound message {id}")));
     };
-    let mut status = if advances(&current, "accepted") {
-        "accepted".to_owned()
-    } else {
-        current
-    };
+    let mut status = after_acceptance(&current, had_wamid).to_owned();
     let mut errors: Option<String> = None;
     if let Some(wamid) = wamid {
         let placeholder = conn
@@ -340,9 +352,14 @@ pub(crate) fn message(conn: &Connection, key: &str) -> Result<Option<MessageView
 
 fn history(conn: &Connection, id: &str, wamid: Option<&str>) -> Result<Vec<StatusEntry>> {
     let mut entries = conn
-        .prepare_cached("SELECT status, timestamp, errors FROM status_events WHERE subject = ?1 OR subject = ?2")?
+        .prepare_cached("SELECT status, timestamp, errors, participant FROM status_events WHERE subject = ?1 OR subject = ?2")?
         .query_map(params![id, wamid], |row| {
-            Ok(StatusEntry { status: row.get(0)?, timestamp: row.get(1)?, errors: json_column(row, 2)? })
+            Ok(StatusEntry {
+                status: row.get(0)?,
+                timestamp: row.get(1)?,
+                errors: json_column(row, 2)?,
+                participant: Some(row.get::<_, String>(3)?).filter(|p| !p.is_empty()),
+            })
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     entries.sort_by_key(|entry| {

@@ -9,7 +9,7 @@ use rusqlite::Connection;
 use crate::{Result, StoreError};
 
 /// The version `schema.sql` creates.
-pub(crate) const CURRENT: i64 = 2;
+pub(crate) const CURRENT: i64 = 3;
 
 /// Version 1 → 2: API key scopes, numbers and rates (keys made before them
 /// keep what they could do: admin on every number, unlimited), and the audit log.
@@ -18,6 +18,26 @@ ALTER TABLE api_keys ADD COLUMN scopes TEXT NOT NULL DEFAULT '[\"admin\"]';
 ALTER TABLE api_keys ADD COLUMN phone_number_ids TEXT NOT NULL DEFAULT '[\"*\"]';
 ALTER TABLE api_keys ADD COLUMN rate_per_second INTEGER;
 PRAGMA user_version = 2;
+";
+
+/// Version 2 → 3: status events once per status and group member
+/// (`recipient_participant_id`), not once per status.
+const V3: &str = "
+CREATE TABLE status_events_v3 (
+    subject     TEXT NOT NULL,
+    status      TEXT NOT NULL,
+    participant TEXT NOT NULL DEFAULT '',
+    timestamp   INTEGER NOT NULL,
+    errors      TEXT,
+    raw         TEXT,
+    received_at INTEGER NOT NULL,
+    PRIMARY KEY (subject, status, participant)
+) WITHOUT ROWID;
+INSERT INTO status_events_v3 (subject, status, timestamp, errors, raw, received_at)
+    SELECT subject, status, timestamp, errors, raw, received_at FROM status_events;
+DROP TABLE status_events;
+ALTER TABLE status_events_v3 RENAME TO status_events;
+PRAGMA user_version = 3;
 ";
 
 /// Brings the database to [`CURRENT`], then applies `schema.sql`.
@@ -29,10 +49,12 @@ pub(crate) fn apply(conn: &mut Connection) -> Result<()> {
         )));
     }
     // Version 0 is a new file: schema.sql creates everything.
-    if version == 1 {
-        let tx = conn.transaction()?;
-        tx.execute_batch(V2)?;
-        tx.commit()?;
+    for (from, step) in [(1, V2), (2, V3)] {
+        if version != 0 && version <= from {
+            let tx = conn.transaction()?;
+            tx.execute_batch(step)?;
+            tx.commit()?;
+        }
     }
     conn.execute_batch(include_str!("schema.sql"))?;
     Ok(())

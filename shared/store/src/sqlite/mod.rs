@@ -31,6 +31,7 @@ use crate::model::*;
 use crate::{Erased, Result, Store, StoredMessage};
 use checkpoint::Checkpointer;
 use journal::Journal;
+use outbox::ConsumerLock;
 use readers::Readers;
 use writer::Writer;
 
@@ -85,6 +86,8 @@ pub struct SqliteStore {
     _checkpointer: Arc<Checkpointer>,
     /// The webhook journal, when this process owns it.
     journal: Option<Arc<Journal>>,
+    /// Held once this store consumes events (see [`Store::release_leases`]).
+    consumers: Arc<ConsumerLock>,
     options: SqliteOptions,
     path: PathBuf,
 }
@@ -122,6 +125,7 @@ impl SqliteStore {
             &path.with_extension("journal"),
             options.durability,
             options.max_journal_backlog,
+            stored_position,
         )?;
         if let Some(journal) = &journal {
             indexer::start(
@@ -138,6 +142,7 @@ impl SqliteStore {
             published,
             _checkpointer: checkpointer,
             journal: journal.map(Arc::new),
+            consumers: Arc::new(ConsumerLock::new(path.with_extension("consumers.lock"))),
             options,
             path,
         })
@@ -266,6 +271,13 @@ impl Store for SqliteStore {
         let id = id.to_owned();
         self.readers
             .read(move |conn| messages::outbound(conn, &id))
+            .await
+    }
+
+    async fn earlier_send_pending(&self, id: &str, since: i64) -> Result<bool> {
+        let id = id.to_owned();
+        self.readers
+            .read(move |conn| messages::earlier_send_pending(conn, &id, since))
             .await
     }
 
@@ -440,8 +452,20 @@ impl Store for SqliteStore {
         }
     }
 
+    async fn renew_lease(&self, delivery: &Delivery, lease: Duration) -> Result<Option<i64>> {
+        let delivery = delivery.clone();
+        let until = now_ms() + lease.as_millis() as i64;
+        let renewed = self
+            .writer
+            .write_statement(move |conn| outbox::renew_lease(conn, &delivery, until))
+            .await?;
+        Ok(renewed.then_some(until))
+    }
+
+    /// Releases leases only when no other process consumes from this file.
     async fn release_leases(&self) -> Result<usize> {
-        self.writer.write(outbox::release_leases).await
+        let release = self.writer.write(outbox::release_leases);
+        self.consumers.join(release).await
     }
 
     async fn queue_depths(&self) -> Result<QueueDepths> {

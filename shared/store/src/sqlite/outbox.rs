@@ -2,6 +2,10 @@
 //! by consumers, retried with backoff and dead-lettered when they run out.
 //! Events of one topic with the same ordering key are delivered one at a time, in order.
 
+use std::fs::{File, OpenOptions, TryLockError};
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension};
@@ -129,6 +133,20 @@ pub(crate) fn settle(
     Ok(())
 }
 
+/// Extends the lease of `delivery` to `until` if it is still the holder's.
+pub(crate) fn renew_lease(conn: &Connection, delivery: &Delivery, until: i64) -> Result<bool> {
+    let id: i64 = delivery
+        .id
+        .parse()
+        .map_err(|_| StoreError::Invalid(format!("not an outbox event id: {}", delivery.id)))?;
+    let renewed = conn
+        .prepare_cached(
+            "UPDATE outbox SET leased_until_ms = ?3 WHERE id = ?1 AND leased_until_ms = ?2",
+        )?
+        .execute(params![id, delivery.lease_until_ms, until])?;
+    Ok(renewed > 0)
+}
+
 /// Releases every lease: for a process that starts consuming after an unclean stop
 /// (handlers are idempotent, so at worst an event runs twice).
 pub(crate) fn release_leases(conn: &Connection) -> Result<usize> {
@@ -136,6 +154,57 @@ pub(crate) fn release_leases(conn: &Connection) -> Result<usize> {
         "UPDATE outbox SET leased_until_ms = 0 WHERE leased_until_ms > 0",
         [],
     )?)
+}
+
+/// Every process consuming from a database holds a shared lock on the
+/// `{name}.consumers.lock` file beside it for as long as its store lives; the
+/// OS drops the lock of a process that dies. Whoever can take it exclusively consumes alone, so
+/// the leases it finds are dead ones.
+pub(crate) struct ConsumerLock {
+    path: PathBuf,
+    held: Mutex<Option<File>>,
+}
+
+impl ConsumerLock {
+    /// The lock on `path` (created when first taken).
+    pub(crate) fn new(path: PathBuf) -> ConsumerLock {
+        ConsumerLock {
+            path,
+            held: Mutex::new(None),
+        }
+    }
+
+    /// Joins the consumers: runs `release` under an exclusive lock when no other
+    /// process consumes (0 released otherwise: their leases are live, and a dead
+    /// process's run out in time), then holds the shared lock.
+    pub(crate) async fn join(&self, release: impl Future<Output = Result<usize>>) -> Result<usize> {
+        // This store's own earlier lock would count as another consumer.
+        drop(self.held().take());
+        let unavailable =
+            |e: std::io::Error| StoreError::Unavailable(format!("{}: {e}", self.path.display()));
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&self.path)
+            .map_err(unavailable)?;
+        let released = match file.try_lock() {
+            Ok(()) => release.await?,
+            Err(TryLockError::WouldBlock) => 0,
+            Err(TryLockError::Error(e)) => return Err(unavailable(e)),
+        };
+        // Waits out another process's exclusive moment, if any.
+        let file = tokio::task::spawn_blocking(move || file.lock_shared().map(|()| file))
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?
+            .map_err(unavailable)?;
+        *self.held() = Some(file);
+        Ok(released)
+    }
+
+    fn held(&self) -> std::sync::MutexGuard<'_, Option<File>> {
+        self.held.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 fn dead_letter(conn: &Connection, id: i64, error: &str, now: i64) -> Result<()> {
@@ -190,4 +259,59 @@ pub(crate) fn oldest_pending_ms(conn: &Connection, topic: &str) -> Result<Option
         .prepare_cached("SELECT created_at_ms FROM outbox WHERE topic = ?1 ORDER BY id LIMIT 1")?
         .query_row([topic], |row| row.get(0))
         .optional()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use crate::sqlite::{SqliteOptions, SqliteStore};
+    use crate::{topics, NewOutbound, Store};
+
+    const LEASE: std::time::Duration = std::time::Duration::from_secs(600);
+
+    fn send() -> NewOutbound {
+        NewOutbound {
+            phone_number_id: "106540352242922".into(),
+            to: Some("5511999990000".into()),
+            message_type: "text".into(),
+            preview: None,
+            context_message_id: None,
+            body: json!({ "type": "text", "text": { "body": "hi" } }),
+            idempotency_key: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn leases_are_released_only_while_no_other_process_consumes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("z.db");
+        let open = || SqliteStore::open(&path, SqliteOptions::default()).unwrap();
+        let first = open();
+        assert_eq!(first.release_leases().await.unwrap(), 0);
+        first.enqueue_send(send()).await.unwrap();
+        assert_eq!(
+            first.claim(topics::DISPATCH, 1, LEASE).await.unwrap().len(),
+            1
+        );
+
+        // Another process starts consuming from the file while the first runs.
+        let second = open();
+        assert_eq!(
+            second.release_leases().await.unwrap(),
+            0,
+            "the first one's lease is live"
+        );
+        assert!(second
+            .claim(topics::DISPATCH, 1, LEASE)
+            .await
+            .unwrap()
+            .is_empty());
+
+        // Once the first is gone, a consumer starting alone releases what it left.
+        drop(first);
+        assert_eq!(second.release_leases().await.unwrap(), 1);
+        let again = second.claim(topics::DISPATCH, 1, LEASE).await.unwrap();
+        assert_eq!(again[0].attempt, 2);
+    }
 }

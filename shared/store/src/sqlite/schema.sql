@@ -1,6 +1,6 @@
 -- zapfn embedded schema (SQLite, WAL). Times are Unix seconds unless named *_ms.
 -- `PRAGMA user_version` numbers it; a change bumps it with a migration in mod.rs.
-PRAGMA user_version = 2;
+PRAGMA user_version = 3;
 
 CREATE TABLE IF NOT EXISTS conversations (
     id              TEXT PRIMARY KEY,
@@ -42,15 +42,17 @@ CREATE INDEX IF NOT EXISTS messages_by_conversation
 CREATE UNIQUE INDEX IF NOT EXISTS messages_by_idempotency_key
     ON messages (idempotency_key) WHERE idempotency_key IS NOT NULL;
 
--- Every status event, by subject (a wamid, or a zapfn id before the message has one).
+-- Every status event, by subject (a wamid, or a zapfn id before the message has one),
+-- once per status and group member ('' when the status is not about one).
 CREATE TABLE IF NOT EXISTS status_events (
     subject     TEXT NOT NULL,
     status      TEXT NOT NULL,
+    participant TEXT NOT NULL DEFAULT '',
     timestamp   INTEGER NOT NULL,
     errors      TEXT,
     raw         TEXT,
     received_at INTEGER NOT NULL,
-    PRIMARY KEY (subject, status)
+    PRIMARY KEY (subject, status, participant)
 ) WITHOUT ROWID;
 
 -- Webhook content that is not a message or a status: other fields, errors, unreadable items.
