@@ -202,9 +202,11 @@ module "service" {
   ingress = (each.value.public
     ? (var.edge == "load_balancer" ? "INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER" : "INGRESS_TRAFFIC_ALL")
   : "INGRESS_TRAFFIC_INTERNAL_ONLY")
-  invokers            = local.invokers[each.key]
-  custom_audiences    = [local.audience]
-  env                 = merge(local.common_env, each.value.env)
+  invokers         = local.invokers[each.key]
+  custom_audiences = [local.audience]
+  # A private service's Cloud Run checks the OIDC token (IAM) and forwards it with
+  # its signature removed: the function then checks the claims alone.
+  env                 = merge(local.common_env, each.value.env, each.value.public ? {} : { ZAPFN_PUSH_VERIFIED_BY = "cloud-run" })
   secret_env          = local.secret_env[each.key]
   signs_urls          = each.value.signs_urls
   firestore_database  = var.enable_cloud_sql ? "" : local.prefix

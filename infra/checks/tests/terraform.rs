@@ -493,9 +493,10 @@ fn scheduler_jobs_call_their_function_as_their_own_identity() {
         common.get("ZAPFN_PUSH_SERVICE_ACCOUNTS").is_none(),
         "set per function"
     );
+    // Private services trust Cloud Run's check of the tokens it strips the signature of.
     assert_eq!(
         text(&main["module"]["service"]["env"]),
-        "${merge(local.common_env, each.value.env)}"
+        "${merge(local.common_env, each.value.env, each.value.public ? {} : { ZAPFN_PUSH_VERIFIED_BY = \"cloud-run\" })}"
     );
     // A job's path is served by the function it targets (or by nobody yet), not by another.
     for (key, job) in jobs {

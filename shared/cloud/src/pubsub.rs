@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use gcloud_gax::grpc::Code;
+use gcloud_gax::grpc::{Code, Status};
 use gcloud_googleapis::pubsub::v1::{
     push_config, DeadLetterPolicy, PubsubMessage, PushConfig, RetryPolicy,
 };
@@ -14,6 +14,7 @@ use gcloud_pubsub::publisher::Publisher;
 use gcloud_pubsub::subscription::SubscriptionConfig;
 use serde_json::Value;
 use tokio::sync::Mutex;
+use tokio::task::JoinSet;
 use zapfn_store::Delivery;
 
 use crate::CloudError;
@@ -109,27 +110,43 @@ impl PubSubBus {
         format!("{}{topic}", self.prefix)
     }
 
-    /// Publishes events of one topic in one request; returns their message ids.
-    /// Either all were published or none (the caller retries the batch).
+    /// Publishes events of one topic: one request per ordering key (Pub/Sub
+    /// refuses a request whose messages carry different keys; keyless ones go
+    /// together), the requests concurrently. One outcome per event, in order:
+    /// its message id, or why its request failed (the caller retries it).
     pub async fn publish(
         &self,
         topic: &str,
         events: &[Delivery],
-    ) -> Result<Vec<String>, CloudError> {
+    ) -> Vec<Result<String, CloudError>> {
         if events.is_empty() {
-            return Ok(Vec::new());
+            return Vec::new();
         }
-        let messages = events.iter().map(message_for).collect();
+        let publisher = self.publisher(topic).await;
+        let mut requests = JoinSet::new();
+        for group in by_ordering_key(events) {
+            let messages = group.iter().map(|&i| message_for(&events[i])).collect();
+            let publisher = publisher.clone();
+            requests
+                .spawn(async move { (group, publisher.publish_immediately(messages, None).await) });
+        }
+        let mut outcomes: Vec<(usize, Result<String, CloudError>)> =
+            Vec::with_capacity(events.len());
+        while let Some(joined) = requests.join_next().await {
+            let (group, published) = joined.expect("a publish request does not panic");
+            outcomes.extend(outcomes_of(group, published));
+        }
+        outcomes.sort_by_key(|(index, _)| *index);
+        outcomes.into_iter().map(|(_, outcome)| outcome).collect()
+    }
+
+    /// The (cached) publisher of a zapfn topic.
+    async fn publisher(&self, topic: &str) -> Publisher {
         let mut publishers = self.publishers.lock().await;
-        let publisher = publishers
+        publishers
             .entry(topic.to_owned())
             .or_insert_with(|| self.client.topic(&self.topic_id(topic)).new_publisher(None))
-            .clone();
-        drop(publishers);
-        publisher
-            .publish_immediately(messages, None)
-            .await
-            .map_err(|status| CloudError::service("pubsub publish", status.message()))
+            .clone()
     }
 
     /// Creates the topic unless it exists.
@@ -217,6 +234,38 @@ pub fn message_for(event: &Delivery) -> PubsubMessage {
     }
 }
 
+/// The indexes of `events` grouped by ordering key (keyless events in one
+/// group), groups in order of first appearance, each in batch order.
+fn by_ordering_key(events: &[Delivery]) -> Vec<Vec<usize>> {
+    let mut groups: Vec<(Option<&str>, Vec<usize>)> = Vec::new();
+    for (index, event) in events.iter().enumerate() {
+        let key = event.ordering_key.as_deref().filter(|key| !key.is_empty());
+        match groups.iter_mut().find(|(group_key, _)| *group_key == key) {
+            Some((_, group)) => group.push(index),
+            None => groups.push((key, vec![index])),
+        }
+    }
+    groups.into_iter().map(|(_, group)| group).collect()
+}
+
+/// Each event of `group` with its message id, or the request's error.
+fn outcomes_of(
+    group: Vec<usize>,
+    published: Result<Vec<String>, Status>,
+) -> Vec<(usize, Result<String, CloudError>)> {
+    let failure = match published {
+        Ok(ids) if ids.len() == group.len() => {
+            return group.into_iter().zip(ids.into_iter().map(Ok)).collect()
+        }
+        Ok(ids) => format!("{} message ids for {} messages", ids.len(), group.len()),
+        Err(status) => status.message().to_owned(),
+    };
+    group
+        .into_iter()
+        .map(|index| (index, Err(CloudError::service("pubsub publish", &failure))))
+        .collect()
+}
+
 fn proto_duration(duration: Duration) -> prost_types::Duration {
     prost_types::Duration {
         seconds: duration.as_secs() as i64,
@@ -229,17 +278,24 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    #[test]
-    fn attributes_come_from_the_payload() {
-        let event = Delivery {
+    fn event(ordering_key: Option<&str>, payload: Value) -> Delivery {
+        Delivery {
             id: "7".into(),
             topic: "messages".into(),
-            ordering_key: Some("106540352242922:5511999990000".into()),
-            payload: json!({"message_type": "text", "phone_number_id": "106540352242922", "wamid": "w", "n": 1}),
+            ordering_key: ordering_key.map(str::to_owned),
+            payload,
             attempt: 1,
             first_attempt_at_ms: 0,
             lease_until_ms: 0,
-        };
+        }
+    }
+
+    #[test]
+    fn attributes_come_from_the_payload() {
+        let event = event(
+            Some("106540352242922:5511999990000"),
+            json!({"message_type": "text", "phone_number_id": "106540352242922", "wamid": "w", "n": 1}),
+        );
         let message = message_for(&event);
         assert_eq!(message.attributes.len(), 3);
         assert_eq!(message.attributes["topic"], "messages");
@@ -248,5 +304,49 @@ mod tests {
         assert_eq!(message.ordering_key, "106540352242922:5511999990000");
         let data: Value = serde_json::from_slice(&message.data).unwrap();
         assert_eq!(data, event.payload);
+    }
+
+    #[test]
+    fn one_request_per_ordering_key_and_one_for_keyless_events() {
+        let keys = [
+            Some("a"),
+            Some("b"),
+            None,
+            Some("a"),
+            Some(""),
+            Some("c"),
+            Some("b"),
+        ];
+        let events: Vec<Delivery> = keys.iter().map(|key| event(*key, json!({}))).collect();
+        let groups = by_ordering_key(&events);
+        assert_eq!(groups, vec![vec![0, 3], vec![1, 6], vec![2, 4], vec![5]]);
+        for group in &groups {
+            let messages: Vec<PubsubMessage> =
+                group.iter().map(|&i| message_for(&events[i])).collect();
+            assert!(
+                messages
+                    .iter()
+                    .all(|m| m.ordering_key == messages[0].ordering_key),
+                "one ordering key per request: {group:?}"
+            );
+        }
+        assert!(by_ordering_key(&[]).is_empty());
+    }
+
+    #[test]
+    fn each_event_gets_its_own_requests_outcome() {
+        let published = outcomes_of(vec![4, 1], Ok(vec!["m4".into(), "m1".into()]));
+        let ids: Vec<(usize, String)> = published
+            .into_iter()
+            .map(|(index, outcome)| (index, outcome.unwrap()))
+            .collect();
+        assert_eq!(ids, vec![(4, "m4".into()), (1, "m1".into())]);
+        let refused = outcomes_of(vec![0, 2], Err(Status::invalid_argument("mixed keys")));
+        assert_eq!(refused.len(), 2);
+        assert!(refused.iter().all(|(_, outcome)| outcome
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains("mixed keys"))));
+        let short = outcomes_of(vec![0, 2], Ok(vec!["m0".into()]));
+        assert!(short.iter().all(|(_, outcome)| outcome.is_err()));
     }
 }

@@ -282,11 +282,20 @@ pub fn task_delivery(headers: &HeaderMap, body: &[u8], topic: &str) -> Result<De
         ordering_key: header(ORDERING_KEY_HEADER).map(str::to_owned),
         payload,
         attempt: prior.saturating_add(retries).saturating_add(1),
-        first_attempt_at_ms: header(CREATED_AT_HEADER)
-            .and_then(|at| at.parse().ok())
-            .unwrap_or_else(crate::now_ms),
+        first_attempt_at_ms: created_at_ms(header(CREATED_AT_HEADER)),
         lease_until_ms: 0,
     })
+}
+
+/// When the task's first attempt began: [`CREATED_AT_HEADER`] when it is a
+/// time between the epoch and now (anything else, now: a later or negative
+/// value must not stretch or overflow the retry window).
+fn created_at_ms(header: Option<&str>) -> i64 {
+    let now = crate::now_ms();
+    header
+        .and_then(|at| at.trim().parse::<i64>().ok())
+        .filter(|at| (0..=now).contains(at))
+        .unwrap_or(now)
 }
 
 #[cfg(test)]
@@ -363,6 +372,25 @@ mod tests {
         headers.insert(PRIOR_ATTEMPTS_HEADER, "2".parse().unwrap());
         let delivery = task_delivery(&headers, b"{}", "dispatch").unwrap();
         assert_eq!(delivery.attempt, 4);
+    }
+
+    #[test]
+    fn creation_times_outside_epoch_to_now_read_as_now() {
+        let before = crate::now_ms();
+        for hostile in [
+            "-9223372036854775808",
+            "9223372036854775807",
+            "-1",
+            "soon",
+            "",
+        ] {
+            let at = created_at_ms(Some(hostile));
+            assert!(
+                at >= before && at <= crate::now_ms(),
+                "{hostile:?} read as {at}"
+            );
+        }
+        assert_eq!(created_at_ms(Some(" 1700000000000 ")), 1_700_000_000_000);
     }
 
     #[test]

@@ -11,7 +11,7 @@ use axum::{Json, Router};
 use base64::Engine;
 use jsonwebtoken::{encode, EncodingKey, Header};
 use serde_json::{json, Value};
-use zapfn_cloud::oidc::{OidcError, OidcVerifier};
+use zapfn_cloud::oidc::{OidcError, OidcVerifier, SIGNATURE_REMOVED};
 
 const AUDIENCE: &str = "https://dispatch-abc.a.run.app/_tasks/dispatch";
 const PUSHER: &str = "zapfn-push@p.iam.gserviceaccount.com";
@@ -236,4 +236,63 @@ async fn tokens_for_the_url_the_request_was_sent_to_are_accepted() {
         );
         assert!(verifier.verify(Some(&bearer), None).await.is_err());
     }
+}
+
+/// A token as a private Cloud Run service forwards it: checked by Cloud Run,
+/// its signature replaced by `SIGNATURE_REMOVED_BY_GOOGLE`.
+fn signature_removed(keys: &Keys, claims: Value) -> String {
+    let signed = token(keys, "k1", claims);
+    let (unsigned, _) = signed.rsplit_once('.').unwrap();
+    format!("Bearer {unsigned}.{SIGNATURE_REMOVED}")
+}
+
+#[tokio::test]
+async fn signatures_removed_by_cloud_run_are_accepted_only_when_it_is_trusted() {
+    let good = keys("k1");
+    let (jwks_url, fetches) = serve_jwks(json!({"keys": [good.jwk]})).await;
+    let stripped = signature_removed(&good, claims(json!({})));
+
+    let untrusting = OidcVerifier::new(AUDIENCE.into(), vec![PUSHER.into()], jwks_url.clone());
+    let error = untrusting.verify(Some(&stripped), None).await.unwrap_err();
+    assert!(matches!(error, OidcError::Invalid(_)), "{error}");
+
+    let trusting = OidcVerifier::new(AUDIENCE.into(), vec![PUSHER.into()], jwks_url)
+        .accept_removed_signatures(true);
+    let accepted = trusting.verify(Some(&stripped), None).await.unwrap();
+    assert_eq!(accepted.email.as_deref(), Some(PUSHER));
+    let service = "https://zapfn-status-x7k2-uc.a.run.app";
+    let for_the_service = signature_removed(&good, claims(json!({"aud": service})));
+    trusting
+        .verify(
+            Some(&for_the_service),
+            Some(&format!("{service}/_push/statuses")),
+        )
+        .await
+        .unwrap();
+    assert_eq!(fetches.load(Ordering::SeqCst), 0, "no key is needed");
+
+    let refused = [
+        ("other audience", json!({"aud": "https://elsewhere"})),
+        (
+            "expired",
+            json!({"exp": chrono::Utc::now().timestamp() - 3600}),
+        ),
+        ("other issuer", json!({"iss": "https://evil.example"})),
+        (
+            "other account",
+            json!({"email": "someone@p.iam.gserviceaccount.com"}),
+        ),
+        ("unverified email", json!({"email_verified": false})),
+    ];
+    for (what, overrides) in refused {
+        let error = trusting
+            .verify(Some(&signature_removed(&good, claims(overrides))), None)
+            .await
+            .unwrap_err();
+        assert!(matches!(error, OidcError::Invalid(_)), "{what}: {error}");
+    }
+    // Any other signature is still checked.
+    let (unsigned, _) = stripped.rsplit_once('.').unwrap();
+    let forged = format!("{unsigned}.c2lnbmF0dXJl");
+    assert!(trusting.verify(Some(&forged), None).await.is_err());
 }

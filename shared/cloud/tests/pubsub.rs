@@ -56,11 +56,9 @@ async fn filtered_push_subscriptions_get_decodable_envelopes_in_order() {
         })
         .collect();
     for one in &events {
-        let ids = bus
-            .publish("messages", std::slice::from_ref(one))
-            .await
-            .unwrap();
+        let ids = bus.publish("messages", std::slice::from_ref(one)).await;
         assert_eq!(ids.len(), 1);
+        ids[0].as_ref().unwrap();
     }
 
     receiver.wait_for(4, Duration::from_secs(20)).await;
@@ -127,16 +125,17 @@ async fn a_failed_push_is_redelivered_with_a_higher_attempt() {
     );
     spec.min_backoff = Duration::from_secs(1);
     bus.ensure_push_subscription(&spec).await.unwrap();
-    bus.publish(
-        "statuses",
-        &[event(
+    let published = bus
+        .publish(
             "statuses",
-            json!({"status": "read", "wamid": "w1"}),
-            "w1",
-        )],
-    )
-    .await
-    .unwrap();
+            &[event(
+                "statuses",
+                json!({"status": "read", "wamid": "w1"}),
+                "w1",
+            )],
+        )
+        .await;
+    published[0].as_ref().unwrap();
     let received = receiver.wait_for(2, Duration::from_secs(60)).await;
     let first = push::decode(&received[0].body, "statuses").unwrap();
     let second = push::decode(&received[1].body, "statuses").unwrap();
@@ -146,4 +145,60 @@ async fn a_failed_push_is_redelivered_with_a_higher_attempt() {
         second.first_attempt_at_ms == first.first_attempt_at_ms,
         "retry windows start at publish"
     );
+}
+
+/// A relay batch mixes conversations: each ordering key goes in its own
+/// request, and every event gets back its own message id.
+#[tokio::test]
+async fn a_batch_of_several_ordering_keys_is_published_per_key() {
+    let Some(_) = common::emulator(
+        "PUBSUB_EMULATOR_HOST",
+        "a_batch_of_several_ordering_keys_is_published_per_key",
+    ) else {
+        return;
+    };
+    let prefix = common::unique("k");
+    let bus = PubSubBus::connect(Some("zapfn-test".into()), &format!("{prefix}-"))
+        .await
+        .unwrap();
+    let receiver = common::Receiver::start(vec![]).await;
+    bus.ensure_push_subscription(&PushSubscription::new(
+        format!("{prefix}-all"),
+        "messages",
+        format!("{}/_push/messages", receiver.url),
+    ))
+    .await
+    .unwrap();
+    let mut events: Vec<Delivery> = ["a", "b", "a", "c", "b"]
+        .iter()
+        .enumerate()
+        .map(|(n, key)| event("messages", json!({"n": n, "key": key}), key))
+        .collect();
+    events.push(Delivery {
+        ordering_key: None,
+        ..event("messages", json!({"n": 5}), "")
+    });
+    let ids: Vec<String> = bus
+        .publish("messages", &events)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(ids.len(), events.len());
+    let distinct: std::collections::HashSet<&String> = ids.iter().collect();
+    assert_eq!(distinct.len(), ids.len(), "one message per event: {ids:?}");
+
+    let received = receiver.wait_for(6, Duration::from_secs(20)).await;
+    let by_id: std::collections::HashMap<String, i64> = received
+        .iter()
+        .map(|r| push::decode(&r.body, "messages").unwrap())
+        .map(|d| (d.id, d.payload["n"].as_i64().unwrap()))
+        .collect();
+    for (n, id) in ids.iter().enumerate() {
+        assert_eq!(
+            by_id.get(id),
+            Some(&(n as i64)),
+            "message id {id} is event {n}'s"
+        );
+    }
 }

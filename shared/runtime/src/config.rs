@@ -1,6 +1,6 @@
 //! Configuration from the environment (documented in the README).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -11,8 +11,8 @@ use crate::backends::{Backends, BlobBackend};
 pub struct Config {
     /// Listen port (`PORT`, default 8080).
     pub port: u16,
-    /// Listen host (`ZAPFN_HOST`, default 127.0.0.1).
-    pub host: String,
+    /// Listen address (`ZAPFN_HOST`, default 127.0.0.1; IPv6 with or without brackets).
+    pub host: IpAddr,
     /// Where embedded state lives (`ZAPFN_DATA_DIR`, default `./.zapfn`).
     pub data_dir: PathBuf,
     /// Meta app secret for `X-Hub-Signature-256` (`WA_APP_SECRET`).
@@ -41,6 +41,10 @@ pub struct Config {
     pub max_retry_age: Duration,
     /// First retry delay; doubles each attempt (`ZAPFN_RETRY_BASE_MS`, default 1000).
     pub retry_base: Duration,
+    /// The longest lease an embedded consumer takes in the store at once, renewed
+    /// while its handler runs (`ZAPFN_STORE_LEASE_MS`, default 60000, at least 300):
+    /// how soon the events of a process that died are delivered again.
+    pub store_lease: Duration,
     /// How long a send that may have reached Meta (crash or timeout mid-send) waits for a
     /// status webhook naming it before being sent again (`ZAPFN_RECONCILE_SECONDS`, default 30);
     /// longer while statuses received in that time are still waiting to be applied.
@@ -68,6 +72,9 @@ pub struct Config {
     pub retention_days: Option<u32>,
     /// What starts the media processors (`ZAPFN_MEDIA_TRIGGER`).
     pub media_trigger: MediaTrigger,
+    /// Accept push tokens whose signature Cloud Run removed after checking them
+    /// (`ZAPFN_PUSH_VERIFIED_BY=cloud-run`; only on private services).
+    pub push_verified_by_cloud_run: bool,
     /// Store, blob store, event bus and task queue backends (`ZAPFN_STORE`, ...).
     pub backends: Backends,
 }
@@ -162,7 +169,9 @@ impl Config {
         };
         let backends = Backends::from_lookup(&lookup)?;
         let media_trigger = media_trigger(lookup("ZAPFN_MEDIA_TRIGGER"), &backends)?;
-        let host = lookup("ZAPFN_HOST").unwrap_or_else(|| "127.0.0.1".into());
+        let host = host(lookup("ZAPFN_HOST"))?;
+        let push_verified_by_cloud_run =
+            push_verified_by(lookup("ZAPFN_PUSH_VERIFIED_BY"), &backends)?;
         let graph_url = lookup("WA_GRAPH_URL").unwrap_or_else(|| {
             if sandbox {
                 format!("http://127.0.0.1:{port}/graph")
@@ -189,6 +198,7 @@ impl Config {
             max_attempts: number("ZAPFN_MAX_ATTEMPTS", 5)?.max(1) as u32,
             max_retry_age: Duration::from_secs(number("ZAPFN_MAX_RETRY_SECONDS", 300)?),
             retry_base: Duration::from_millis(number("ZAPFN_RETRY_BASE_MS", 1_000)?),
+            store_lease: Duration::from_millis(number("ZAPFN_STORE_LEASE_MS", 60_000)?.max(300)),
             reconcile_window: Duration::from_secs(number("ZAPFN_RECONCILE_SECONDS", 30)?),
             bootstrap_api_key: lookup("ZAPFN_API_KEY"),
             key_pepper: lookup("ZAPFN_KEY_PEPPER").unwrap_or_default(),
@@ -202,6 +212,7 @@ impl Config {
                 .is_some_and(|v| matches!(v.trim(), "1" | "true")),
             retention_days,
             media_trigger,
+            push_verified_by_cloud_run,
             backends,
         })
     }
@@ -213,9 +224,7 @@ impl Config {
 
     /// The address to listen on.
     pub fn listen_addr(&self) -> SocketAddr {
-        format!("{}:{}", self.host, self.port)
-            .parse()
-            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], self.port)))
+        SocketAddr::new(self.host, self.port)
     }
 
     /// The SQLite database file.
@@ -226,6 +235,37 @@ impl Config {
     /// The embedded blob store's directory.
     pub fn media_dir(&self) -> PathBuf {
         self.data_dir.join("media")
+    }
+}
+
+/// `ZAPFN_HOST`: an IPv4 or IPv6 address (`::1` or `[::1]`); 127.0.0.1 when unset.
+fn host(value: Option<String>) -> Result<IpAddr, ConfigError> {
+    let Some(text) = value else {
+        return Ok(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    };
+    let trimmed = text.trim();
+    let literal = trimmed
+        .strip_prefix('[')
+        .and_then(|rest| rest.strip_suffix(']'))
+        .unwrap_or(trimmed);
+    literal.parse().map_err(|_| ConfigError {
+        name: "ZAPFN_HOST",
+        problem: format!("{text:?} is not an IP address (e.g. 0.0.0.0, 127.0.0.1, ::)"),
+    })
+}
+
+/// `ZAPFN_PUSH_VERIFIED_BY`: `cloud-run` trusts Cloud Run's own check of push
+/// tokens (it needs `ZAPFN_PUSH_AUDIENCE`); unset checks every signature.
+fn push_verified_by(value: Option<String>, backends: &Backends) -> Result<bool, ConfigError> {
+    let problem = |problem: String| ConfigError {
+        name: "ZAPFN_PUSH_VERIFIED_BY",
+        problem,
+    };
+    match value.as_deref().map(str::trim) {
+        None => Ok(false),
+        Some("cloud-run") if backends.push_auth.is_some() => Ok(true),
+        Some("cloud-run") => Err(problem("cloud-run needs ZAPFN_PUSH_AUDIENCE".into())),
+        Some(other) => Err(problem(format!("{other:?} is not cloud-run"))),
     }
 }
 
@@ -301,6 +341,42 @@ mod tests {
             &[gcs[0], gcs[1], ("ZAPFN_MEDIA_TRIGGER", "eventarc")],
         ] {
             assert_eq!(config(bad).unwrap_err().name, "ZAPFN_MEDIA_TRIGGER");
+        }
+    }
+
+    #[test]
+    fn hosts_are_ip_addresses_and_ipv6_gets_brackets() {
+        let listen = |host: &str| {
+            config(&[("ZAPFN_HOST", host), ("PORT", "9000")])
+                .unwrap()
+                .listen_addr()
+                .to_string()
+        };
+        assert_eq!(
+            config(&[]).unwrap().listen_addr().to_string(),
+            "127.0.0.1:8080"
+        );
+        assert_eq!(listen("0.0.0.0"), "0.0.0.0:9000");
+        assert_eq!(listen("::"), "[::]:9000");
+        assert_eq!(listen("[::1]"), "[::1]:9000");
+        assert_eq!(listen(" ::1 "), "[::1]:9000");
+        for bad in ["localhost", "0.0.0.0:80", "[::", "256.0.0.1", "::g"] {
+            let error = config(&[("ZAPFN_HOST", bad)]).unwrap_err();
+            assert_eq!(error.name, "ZAPFN_HOST", "{bad}");
+        }
+    }
+
+    #[test]
+    fn cloud_run_is_trusted_with_push_tokens_only_when_told() {
+        let audience = ("ZAPFN_PUSH_AUDIENCE", "https://status.example.run.app");
+        assert!(!config(&[audience]).unwrap().push_verified_by_cloud_run);
+        let trusted = config(&[audience, ("ZAPFN_PUSH_VERIFIED_BY", "cloud-run")]).unwrap();
+        assert!(trusted.push_verified_by_cloud_run);
+        for bad in [
+            &[("ZAPFN_PUSH_VERIFIED_BY", "cloud-run")][..],
+            &[audience, ("ZAPFN_PUSH_VERIFIED_BY", "yes")],
+        ] {
+            assert_eq!(config(bad).unwrap_err().name, "ZAPFN_PUSH_VERIFIED_BY");
         }
     }
 }

@@ -12,7 +12,7 @@ use zapfn_store::Settlement;
 use crate::Subscription;
 
 /// One subscription per topic; a topic with several handlers gets a combined one
-/// (concurrency: the largest asked for).
+/// (concurrency and lease: the largest asked for).
 pub(crate) fn by_topic(subscriptions: Vec<Subscription>) -> Vec<Subscription> {
     let mut groups: Vec<Vec<Subscription>> = Vec::new();
     for subscription in subscriptions {
@@ -33,10 +33,12 @@ fn combine_group(mut group: Vec<Subscription>) -> Subscription {
     }
     let topic = group[0].topic;
     let concurrency = group.iter().map(|s| s.concurrency).max().unwrap_or(1);
+    let lease = group.iter().map(|s| s.lease).max().unwrap_or_default();
     let handlers: Vec<_> = group.into_iter().map(|s| s.handler).collect();
     Subscription {
         topic,
         concurrency,
+        lease,
         handler: Arc::new(move |delivery| {
             let runs: Vec<_> = handlers
                 .iter()

@@ -1,6 +1,7 @@
 //! The shape of a zapfn function: HTTP routes plus event handlers.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::future::BoxFuture;
 use zapfn_store::{Delivery, Settlement};
@@ -14,8 +15,14 @@ pub struct Subscription {
     pub topic: &'static str,
     /// Deliveries handled at once.
     pub concurrency: usize,
+    /// How long an embedded consumer reserves a delivery for one handler run:
+    /// longer than a run can take, or the event is delivered again meanwhile.
+    pub lease: Duration,
     pub handler: Handler,
 }
+
+/// The lease of a subscription that does not ask for another.
+const DEFAULT_LEASE: Duration = Duration::from_secs(60);
 
 impl Subscription {
     /// Subscribes `handler` to `topic`.
@@ -27,8 +34,15 @@ impl Subscription {
         Subscription {
             topic,
             concurrency: concurrency.max(1),
+            lease: DEFAULT_LEASE,
             handler: Arc::new(move |d| Box::pin(handler(d))),
         }
+    }
+
+    /// Reserves each delivery for `lease` instead of the default 60 s.
+    pub fn with_lease(mut self, lease: Duration) -> Subscription {
+        self.lease = lease;
+        self
     }
 }
 

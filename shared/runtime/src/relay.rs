@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::{Request, State};
-use axum::http::Method;
+use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -39,7 +39,7 @@ use zapfn_cloud::tasks::{CloudTasksQueue, TaskTarget};
 use zapfn_store::{topics, Delivery, Settlement, Store};
 
 use crate::backends::{BusBackend, TaskBackend};
-use crate::Context;
+use crate::{Context, Problem};
 
 /// Topics that go to Pub/Sub when the bus is remote.
 pub const BUS_TOPICS: [&str; 4] = [
@@ -245,14 +245,12 @@ async fn forward(
     events: &[Delivery],
 ) -> Vec<Result<(), String>> {
     match destination {
-        Destination::PubSub(bus) => {
-            let outcome = bus
-                .publish(topic, events)
-                .await
-                .map(|_| ())
-                .map_err(|e| e.to_string());
-            vec![outcome; events.len()]
-        }
+        Destination::PubSub(bus) => bus
+            .publish(topic, events)
+            .await
+            .into_iter()
+            .map(|outcome| outcome.map(|_| ()).map_err(|e| e.to_string()))
+            .collect(),
         Destination::Tasks(queue) => {
             futures::future::join_all(events.iter().map(|event| async move {
                 queue
@@ -292,13 +290,50 @@ pub fn router(relay: Arc<Relay>) -> Router {
 }
 
 async fn sweep(State(relay): State<Arc<Relay>>) -> Response {
-    let flushed = tokio::spawn(async move { relay.sweep(SWEEP_IDLE, SWEEP_BUDGET).await })
-        .await
-        .unwrap_or_default();
-    let status = if flushed.failed > 0 {
-        axum::http::StatusCode::SERVICE_UNAVAILABLE
-    } else {
-        axum::http::StatusCode::OK
-    };
-    (status, Json(flushed)).into_response()
+    sweep_answer(tokio::spawn(async move { relay.sweep(SWEEP_IDLE, SWEEP_BUDGET).await }).await)
+}
+
+/// 200 with what a sweep did, 503 when some events failed, 500 when the sweep
+/// itself failed (panicked): in both the job's retry sweeps again.
+fn sweep_answer(swept: Result<Flushed, tokio::task::JoinError>) -> Response {
+    match swept {
+        Ok(flushed) if flushed.failed > 0 => {
+            (StatusCode::SERVICE_UNAVAILABLE, Json(flushed)).into_response()
+        }
+        Ok(flushed) => (StatusCode::OK, Json(flushed)).into_response(),
+        Err(failure) => {
+            tracing::error!(error = %failure, "relay sweep failed");
+            Problem::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the relay sweep failed; events it did not forward stay in the outbox",
+            )
+            .into_response()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_sweep_answers_what_it_did_and_a_failed_one_500() {
+        let done = Flushed {
+            forwarded: 3,
+            failed: 0,
+        };
+        assert_eq!(sweep_answer(Ok(done)).status(), StatusCode::OK);
+        let partly = Flushed {
+            forwarded: 1,
+            failed: 2,
+        };
+        assert_eq!(
+            sweep_answer(Ok(partly)).status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        let panicked = tokio::spawn(async { panic!("store went away") }).await;
+        let answer = sweep_answer(panicked);
+        assert_eq!(answer.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(answer.headers()["content-type"], "application/problem+json");
+    }
 }

@@ -3,7 +3,8 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::MatchedPath;
@@ -20,8 +21,9 @@ use crate::consumer::Consumers;
 use crate::limits::{Limits, LimitsLayer};
 use crate::logging::trace_context::PropagateLayer;
 
-/// Time left to event handlers after the HTTP server has drained.
-const HANDLER_GRACE: Duration = Duration::from_secs(8);
+/// Cloud Run kills an instance 10 s after SIGTERM: draining HTTP, then event
+/// handlers, then the relay's last flush share this.
+const SHUTDOWN_BUDGET: Duration = Duration::from_secs(9);
 
 /// Wraps `router` in what every request passes before it: the request's Cloud
 /// Trace context for log lines, a request id (`x-request-id`, generated when
@@ -97,9 +99,21 @@ pub async fn serve_on(
 ) -> anyhow::Result<()> {
     let limits = Limits::from_env()?;
     tracing::info!(addr = %listener.local_addr()?, "listening");
+    let signalled = Arc::new(OnceLock::new());
+    let shutdown = {
+        let signalled = signalled.clone();
+        async move {
+            shutdown.await;
+            let _ = signalled.set(Instant::now());
+        }
+    };
     crate::listen::serve(listener, instrument(router, &limits), &limits, shutdown).await;
     tracing::info!("HTTP drained; stopping event handlers");
-    consumers.shutdown(HANDLER_GRACE).await;
+    let draining = signalled.get().map_or(Duration::ZERO, Instant::elapsed);
+    let handlers = SHUTDOWN_BUDGET
+        .saturating_sub(draining)
+        .saturating_sub(Consumers::LAST_FLUSH);
+    consumers.shutdown(handlers).await;
     tracing::info!("stopped");
     Ok(())
 }

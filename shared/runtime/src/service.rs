@@ -10,7 +10,7 @@ use zapfn_cloud::oidc::OidcVerifier;
 
 use crate::consumer::{self, Consumers};
 use crate::relay::{self, Relay};
-use crate::{health, push, Context, Function};
+use crate::{health, push, Config, Context, Function};
 
 /// A function ready to serve.
 pub struct Service {
@@ -25,13 +25,7 @@ pub async fn assemble(context: &Context, function: Function) -> anyhow::Result<S
         .subscriptions
         .into_iter()
         .partition(|subscription| backends.remote(subscription.topic));
-    let verifier = backends.push_auth.as_ref().map(|auth| {
-        Arc::new(OidcVerifier::new(
-            auth.audience.clone(),
-            auth.service_accounts.clone(),
-            auth.jwks_url.clone(),
-        ))
-    });
+    let verifier = push_verifier(&context.config);
     let guarded = |router: Router| match &verifier {
         Some(verifier) => router.layer(from_fn_with_state(verifier.clone(), push::require_oidc)),
         None => router,
@@ -51,5 +45,19 @@ pub async fn assemble(context: &Context, function: Function) -> anyhow::Result<S
     Ok(Service {
         router: router.merge(health::router(context.clone())),
         consumers,
+    })
+}
+
+/// The OIDC check of requests Google sends, when `ZAPFN_PUSH_AUDIENCE` is set.
+pub fn push_verifier(config: &Config) -> Option<Arc<OidcVerifier>> {
+    config.backends.push_auth.as_ref().map(|auth| {
+        Arc::new(
+            OidcVerifier::new(
+                auth.audience.clone(),
+                auth.service_accounts.clone(),
+                auth.jwks_url.clone(),
+            )
+            .accept_removed_signatures(config.push_verified_by_cloud_run),
+        )
     })
 }

@@ -287,3 +287,51 @@ async fn push_routes_need_an_oidc_token_when_an_audience_is_set() {
     assert_eq!(health.status(), 200, "health stays open");
     assert!(server.seen.lock().unwrap().is_empty());
 }
+
+/// A token as a private Cloud Run service forwards it: its signature removed.
+fn signature_removed(audience: &str) -> String {
+    let b64 =
+        |value: Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(value.to_string());
+    let now = chrono::Utc::now().timestamp();
+    let header = b64(json!({"alg": "RS256", "kid": "k1", "typ": "JWT"}));
+    let claims = b64(json!({
+        "iss": "https://accounts.google.com", "aud": audience, "iat": now, "exp": now + 600,
+        "email": "zapfn-push@p.iam.gserviceaccount.com", "email_verified": true
+    }));
+    format!("Bearer {header}.{claims}.SIGNATURE_REMOVED_BY_GOOGLE")
+}
+
+#[tokio::test]
+async fn tokens_cloud_run_checked_pass_only_when_cloud_run_is_trusted() {
+    if start_remote().await.is_none() {
+        return;
+    }
+    let audience = "https://status.example.run.app";
+    let mut env = REMOTE.to_vec();
+    env.push(("ZAPFN_PUSH_AUDIENCE", audience));
+    env.push(("ZAPFN_OIDC_JWKS_URL", "http://127.0.0.1:9/certs"));
+    let send = |server: &Server, token: String| {
+        reqwest::Client::new()
+            .post(format!("{}/_push/statuses", server.url))
+            .header("authorization", token)
+            .json(&envelope(&json!({"status": "read"}), None, &now_rfc3339()))
+            .send()
+    };
+
+    let untrusting = start(&env).await;
+    let refused = send(&untrusting, signature_removed(audience))
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+    assert!(untrusting.seen.lock().unwrap().is_empty());
+
+    env.push(("ZAPFN_PUSH_VERIFIED_BY", "cloud-run"));
+    let trusting = start(&env).await;
+    let other = send(&trusting, signature_removed("https://elsewhere.run.app"))
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 401, "the audience is still checked");
+    let accepted = send(&trusting, signature_removed(audience)).await.unwrap();
+    assert_eq!(accepted.status(), 204);
+    assert_eq!(trusting.seen.lock().unwrap().len(), 1);
+}
