@@ -141,8 +141,17 @@ async fn a_corrupted_download_is_refused_with_the_sha256_reason() {
 #[tokio::test]
 async fn oversize_and_mislabelled_files_are_refused_with_recorded_reasons() {
     let system = start(&[]).await;
+    // Customers send up to 100 MiB of any kind, over the 5 MiB an image send may have.
+    let mut over_send_limit = photo();
+    over_send_limit.resize(5 * 1024 * 1024 + 1, 0);
+    let large = system
+        .seed_media(&over_send_limit, "mime_type=image/jpeg")
+        .await;
+    let large_wamid = system
+        .customer_sends(CUSTOMER, json!({"image": { "id": large["id"] } }))
+        .await;
     let mut oversize = photo();
-    oversize.resize(5 * 1024 * 1024 + 1, 0);
+    oversize.resize(100 * 1024 * 1024 + 1, 0);
     let big = system.seed_media(&oversize, "mime_type=image/jpeg").await;
     let big_wamid = system
         .customer_sends(CUSTOMER, json!({"image": { "id": big["id"] } }))
@@ -161,11 +170,17 @@ async fn oversize_and_mislabelled_files_are_refused_with_recorded_reasons() {
         )
         .await;
 
+    let view = media_status(&system, &large_wamid, "done").await;
+    assert_eq!(
+        view["media"]["object"]["size"],
+        5 * 1024 * 1024 + 1,
+        "{view}"
+    );
     let view = media_status(&system, &big_wamid, "failed").await;
     assert_eq!(view["media"]["object"]["code"], "too_large");
     assert_eq!(
         view["media"]["object"]["reason"],
-        "5.0 MiB (5242881 bytes) is over Meta's 5.0 MiB limit for image"
+        "100.0 MiB (104857601 bytes) is over Meta's 100.0 MiB limit for inbound media"
     );
     let sandbox = system.running.sandbox.as_ref().unwrap();
     assert_eq!(
@@ -245,6 +260,7 @@ async fn voice_notes_and_documents_keep_their_details_and_redelivery_stores_once
         from: CUSTOMER.to_owned(),
         text: None,
         reply_id: None,
+        group_id: None,
     };
     let delivery = Delivery {
         id: "redelivered".to_owned(),
@@ -406,14 +422,26 @@ async fn a_stored_inbound_image_can_be_forwarded_and_a_voice_note_is_converted()
         "Ogg with Opus"
     );
 
-    let missing = send(
-        &system,
-        json!({"messaging_product": "whatsapp", "to": CUSTOMER, "type": "image",
-        "image": {"id": "msg_not_a_message"}}),
-    )
-    .await;
-    let view = system.wait_status(&missing, "failed").await;
-    assert_eq!(view["errors"][0]["code"], 131053, "{view}");
+    // Neither an unknown message nor another business number's is sent.
+    let other_number = "106540352299999";
+    for (number, message_id) in [
+        (PHONE_NUMBER_ID, "msg_not_a_message"),
+        (other_number, inbound["id"].as_str().unwrap()),
+    ] {
+        let (status, answer) = system
+            .post(
+                &format!("/v1/{number}/messages"),
+                &json!({"messaging_product": "whatsapp", "to": CUSTOMER, "type": "image",
+                "image": {"id": message_id}}),
+            )
+            .await;
+        assert_eq!(status, 400, "{answer}");
+        assert_eq!(
+            answer["error"]["error_data"]["details"],
+            format!("image.id: {message_id} is not a message of business number {number}"),
+            "{answer}"
+        );
+    }
     system.stop().await;
 }
 

@@ -1,6 +1,6 @@
 //! Any bytes as a media file, file name or link: content sniffing, the per-kind
-//! checks, safe file names and the link guard never panic, and what they let
-//! through is consistent with what they say.
+//! checks (for sends and of customers' files), safe file names and the link
+//! guard never panic, and what they let through is consistent with what they say.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -28,6 +28,11 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(checked) = zapfn_media::check(kind, label, data) {
         assert!(!data.is_empty());
         assert!(kind.accepts(&checked.content_type), "{checked:?}");
+    }
+    // A customer's file is kept whatever its type, typed by its content or label.
+    if let Ok(kept) = zapfn_media::check::check_inbound(kind, label, data) {
+        assert!(!data.is_empty());
+        assert!(kept.content_type.contains('/'), "{kept:?}");
     }
     let text = String::from_utf8_lossy(data);
     if let Some(name) = zapfn_media::filename::safe_filename(&text) {

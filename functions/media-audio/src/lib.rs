@@ -8,21 +8,25 @@
 use std::sync::Arc;
 
 use serde_json::json;
-use zapfn_mediatools::processor::{transcribe, Done, Failure, Job, Processor};
+use zapfn_mediatools::processor::{transcribe, transcribe_steps, Done, Failure, Job, Processor};
 use zapfn_mediatools::{ffmpeg, MediaConfig, SpeechEngine};
 use zapfn_runtime::{Context, Function, Subscription};
 use zapfn_store::{topics, Delivery, MessageEvent, NewEvent, Settlement};
 
 /// The audio function, with the speech engine the environment names.
 pub fn function(context: &Context) -> Function {
-    let audio = AudioProcessor::new(context, MediaConfig::from_env_or_defaults());
+    let config = MediaConfig::from_env_or_defaults();
+    // Tool runs and service calls a run waits on, at most: the probe and the transcription.
+    let lease = config.lease(1 + transcribe_steps(&config));
+    let audio = AudioProcessor::new(context, config);
     Function::events(
         "media-audio",
         // Recognition takes a core: two at a time on a small machine.
         vec![Subscription::new(topics::MEDIA, 2, move |delivery| {
             let audio = audio.clone();
             async move { audio.handle(&delivery).await }
-        })],
+        })
+        .with_lease(lease)],
     )
 }
 
@@ -91,10 +95,15 @@ fn transcript_event(job: &Job, text: String) -> NewEvent {
         from: media.from.clone(),
         text: Some(text),
         reply_id: None,
+        group_id: media.group_id.clone(),
     };
     NewEvent {
         topic: topics::TRANSCRIPTS.into(),
-        ordering_key: Some(format!("{}:{}", media.phone_number_id, media.from)),
+        ordering_key: Some(format!(
+            "{}:{}",
+            media.phone_number_id,
+            media.conversation_wa_id()
+        )),
         payload: serde_json::to_value(event).expect("a message event is plain strings"),
     }
 }

@@ -189,3 +189,18 @@ async fn the_text_function_answers_the_transcript_once_keyed_by_the_voice_note()
         Some(&1)
     );
 }
+
+#[test]
+fn the_lease_outlasts_probe_and_transcription() {
+    let dir = tempfile::tempdir().unwrap();
+    let context = samples::context(dir.path(), &[]);
+    let tool_timeout = MediaConfig::from_env_or_defaults().tool_timeout;
+    // A probe, FFmpeg, a token and Speech-to-Text's 6 calls (300 s in 55 s parts).
+    let worst_case = tool_timeout * 9;
+    let function = zapfn_media_audio::function(&context);
+    let lease = function.subscriptions[0].lease;
+    assert!(
+        lease > worst_case,
+        "lease {lease:?}, worst case {worst_case:?}"
+    );
+}

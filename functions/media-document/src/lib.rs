@@ -16,15 +16,21 @@ const MAX_TEXT_PAGES: u32 = 100;
 /// Longest text kept on a message, in characters.
 const MAX_TEXT_CHARS: usize = 20_000;
 
+/// Tool runs a run waits on, at most: `pdfinfo` and `pdftotext`.
+const STEPS: u32 = 2;
+
 /// The document function.
 pub fn function(context: &Context) -> Function {
-    let documents = DocumentProcessor::new(context, MediaConfig::from_env_or_defaults());
+    let config = MediaConfig::from_env_or_defaults();
+    let lease = config.lease(STEPS);
+    let documents = DocumentProcessor::new(context, config);
     Function::events(
         "media-document",
         vec![Subscription::new(topics::MEDIA, 2, move |delivery| {
             let documents = documents.clone();
             async move { documents.handle(&delivery).await }
-        })],
+        })
+        .with_lease(lease)],
     )
 }
 

@@ -88,3 +88,18 @@ async fn mislabelled_and_broken_pdfs_are_refused_with_the_reason() {
         );
     }
 }
+
+#[test]
+fn the_lease_outlasts_pdf_tools() {
+    let dir = tempfile::tempdir().unwrap();
+    let context = samples::context(dir.path(), &[]);
+    let tool_timeout = MediaConfig::from_env_or_defaults().tool_timeout;
+    // pdfinfo, then pdftotext.
+    let worst_case = tool_timeout * 2;
+    let function = zapfn_media_document::function(&context);
+    let lease = function.subscriptions[0].lease;
+    assert!(
+        lease > worst_case,
+        "lease {lease:?}, worst case {worst_case:?}"
+    );
+}

@@ -6,9 +6,9 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use zapfn_media::check::check_size;
-use zapfn_media::kind::human_size;
-use zapfn_media::{checksum, MediaKind};
+use zapfn_media::check::check_inbound_size;
+use zapfn_media::checksum;
+use zapfn_media::kind::{human_size, MAX_INBOUND_BYTES};
 use zapfn_whatsapp::graph::media::{DownloadError, MediaUrl};
 use zapfn_whatsapp::graph::GraphClient;
 
@@ -19,6 +19,13 @@ const URL_REFRESHES: usize = 2;
 /// Downloads whose checksum did not match, per attempt, before it counts as corruption.
 const CHECKSUM_TRIES: usize = 2;
 
+/// The longest [`download`] takes when each Graph API call ends within
+/// `graph_timeout` and each download within `timeout`: every URL request and
+/// download of every try.
+pub fn longest(graph_timeout: Duration, timeout: Duration) -> Duration {
+    (graph_timeout + timeout) * (CHECKSUM_TRIES * (URL_REFRESHES + 1)) as u32
+}
+
 /// A downloaded file and what Meta said about it.
 #[derive(Debug)]
 pub struct Downloaded {
@@ -26,19 +33,18 @@ pub struct Downloaded {
     pub meta: MediaUrl,
 }
 
-/// Downloads media `media_id` of `kind`, checking Meta's size before and the
-/// SHA-256 after (`webhook_sha256` when the webhook carried one, else the URL answer's).
+/// Downloads media `media_id`, refusing files over what a customer can send
+/// (by Meta's size before, and while reading), and checks the SHA-256 after
+/// (`webhook_sha256` when the webhook carried one, else the URL answer's).
 pub async fn download(
     graph: &GraphClient,
     media_id: &str,
-    kind: MediaKind,
     webhook_sha256: Option<&str>,
     timeout: Duration,
 ) -> Result<Downloaded, Failure> {
-    let limit = kind.max_bytes_any();
     let mut mismatch = None;
     for _ in 0..CHECKSUM_TRIES {
-        let (bytes, meta) = download_once(graph, media_id, kind, limit, timeout).await?;
+        let (bytes, meta) = download_once(graph, media_id, timeout).await?;
         let Some(expected) = webhook_sha256.or(meta.sha256.as_deref()) else {
             return Ok(Downloaded { bytes, meta });
         };
@@ -69,8 +75,6 @@ pub async fn download(
 async fn download_once(
     graph: &GraphClient,
     media_id: &str,
-    kind: MediaKind,
-    limit: u64,
     timeout: Duration,
 ) -> Result<(Bytes, MediaUrl), Failure> {
     let mut last_expiry = 0;
@@ -80,10 +84,12 @@ async fn download_once(
             .await
             .map_err(|error| Failure::graph("GET /{media-id}", error))?;
         if let Some(size) = meta.file_size {
-            // The largest variant's limit (animated stickers); the exact one is checked after sniffing.
-            check_size(kind, size, true).map_err(Failure::from)?;
+            check_inbound_size(size).map_err(Failure::from)?;
         }
-        match graph.download_media(&meta.url, limit, timeout).await {
+        match graph
+            .download_media(&meta.url, MAX_INBOUND_BYTES, timeout)
+            .await
+        {
             Ok(bytes) => return Ok((bytes, meta)),
             Err(DownloadError::Expired(status)) => {
                 tracing::info!(media_id, status, "media URL expired; asking for a new one");
@@ -93,7 +99,7 @@ async fn download_once(
                 return Err(Failure::permanent(
                     "too_large",
                     format!(
-                        "the file is over Meta's {} limit for {kind}",
+                        "the file is over Meta's {} limit for inbound media",
                         human_size(limit)
                     ),
                 ))

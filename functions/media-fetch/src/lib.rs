@@ -1,7 +1,8 @@
 //! The media-fetch function: for every inbound image, video, audio (voice notes
 //! too), document and sticker, download the file from the Graph API before its
-//! URL expires, verify Meta's SHA-256, check Meta's size and type rules against
-//! the real content, store it in the blob store under
+//! URL expires, verify Meta's SHA-256, check Meta's type rules against the real
+//! content and the size against what customers can send (100 MiB of any kind),
+//! store it in the blob store under
 //! `{phone_number_id}/{message_id}/original.{ext}`, and in one store call record
 //! `media.object` on the message and publish a `media` event for the processors
 //! (none with `ZAPFN_MEDIA_TRIGGER=storage`: deployed, the bucket's
@@ -23,7 +24,8 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use zapfn_blob::media::original_key;
 use zapfn_blob::{BlobKey, BlobStore};
-use zapfn_media::{check, safe_filename, MediaKind};
+use zapfn_media::check::check_inbound;
+use zapfn_media::{safe_filename, MediaKind};
 use zapfn_runtime::{retry, Context, Function, MediaTrigger, Subscription};
 use zapfn_store::{topics, Delivery, MediaStored, MessageEvent, NewEvent, Settlement, Store};
 use zapfn_whatsapp::graph::GraphClient;
@@ -31,26 +33,37 @@ use zapfn_whatsapp::graph::GraphClient;
 pub use download::{download, Downloaded};
 pub use failure::Failure;
 
-/// Longest a download may take: within the consumer's 60 s lease, so a slow
-/// download is not delivered to a second worker meanwhile.
+/// Longest one download may take.
 const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(45);
+/// What a delivery needs besides downloads: store calls and putting up to
+/// 100 MiB in the blob store.
+const STORE_BUDGET: Duration = Duration::from_secs(120);
+/// Lease beyond the run budget, so a run at its limit still settles in time.
+const LEASE_MARGIN: Duration = Duration::from_secs(30);
 /// Downloads at once.
 const CONCURRENCY: usize = 8;
 
 /// The media-fetch function.
 pub fn function(context: &Context) -> Function {
     let fetcher = Arc::new(Fetcher::new(context));
+    let lease = run_budget(context.config.graph_timeout) + LEASE_MARGIN;
     Function::events(
         "media-fetch",
-        vec![Subscription::new(
-            topics::MESSAGES,
-            CONCURRENCY,
-            move |delivery| {
+        vec![
+            Subscription::new(topics::MESSAGES, CONCURRENCY, move |delivery| {
                 let fetcher = fetcher.clone();
                 async move { fetcher.handle(&delivery).await }
-            },
-        )],
+            })
+            // Longer than a run: a second run meanwhile could overwrite `done`.
+            .with_lease(lease),
+        ],
     )
+}
+
+/// The longest handling one delivery takes with Graph API calls bounded by
+/// `graph_timeout`: every download try, plus the store and blob store.
+pub fn run_budget(graph_timeout: Duration) -> Duration {
+    download::longest(graph_timeout, DOWNLOAD_TIMEOUT) + STORE_BUDGET
 }
 
 /// Fetches and stores inbound media.
@@ -158,7 +171,6 @@ impl Fetcher {
         let Downloaded { bytes, meta } = download(
             &self.graph,
             media_id,
-            request.kind,
             request.sha256.as_deref(),
             DOWNLOAD_TIMEOUT,
         )
@@ -167,7 +179,7 @@ impl Fetcher {
             .declared_type
             .as_deref()
             .or(meta.mime_type.as_deref());
-        let checked = check(request.kind, declared, &bytes)?;
+        let checked = check_inbound(request.kind, declared, &bytes)?;
         let event = &request.event;
         let key = BlobKey::new(original_key(
             &event.phone_number_id,
@@ -192,6 +204,7 @@ impl Fetcher {
             size: info.size,
             filename: request.filename.clone(),
             voice: request.voice,
+            group_id: event.group_id.clone(),
         };
         let object = json!({
             "status": "done",

@@ -18,9 +18,14 @@ use zapfn_store::{topics, Delivery, Settlement};
 /// Longest OCR text kept on a message, in characters.
 const MAX_OCR_CHARS: usize = 20_000;
 
+/// Tool runs and service calls a run waits on, at most: Tesseract, or a token
+/// and Cloud Vision's request (decoding and the thumbnail are in process).
+const STEPS: u32 = 2;
+
 /// The image function, with the OCR engine the environment names.
 pub fn function(context: &Context) -> Function {
     let config = MediaConfig::from_env_or_defaults();
+    let lease = config.lease(STEPS);
     let image = ImageProcessor {
         processor: processor(context),
         ocr: Arc::new(OcrEngine::from_config(&config)),
@@ -31,7 +36,8 @@ pub fn function(context: &Context) -> Function {
         vec![Subscription::new(topics::MEDIA, 2, move |delivery| {
             let image = image.clone();
             async move { image.handle(&delivery).await }
-        })],
+        })
+        .with_lease(lease)],
     )
 }
 

@@ -247,3 +247,18 @@ async fn a_missing_object_is_retried_then_recorded_as_failed_on_the_last_attempt
     assert_eq!(image["status"], "failed");
     assert_eq!(image["transient"], true);
 }
+
+#[test]
+fn the_lease_outlasts_ocr() {
+    let dir = tempfile::tempdir().unwrap();
+    let context = samples::context(dir.path(), &[]);
+    let tool_timeout = MediaConfig::from_env_or_defaults().tool_timeout;
+    // Tesseract, or Cloud Vision's token and request.
+    let worst_case = tool_timeout * 2;
+    let function = zapfn_media_image::function(&context);
+    let lease = function.subscriptions[0].lease;
+    assert!(
+        lease > worst_case,
+        "lease {lease:?}, worst case {worst_case:?}"
+    );
+}

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use serde_json::json;
-use zapfn_mediatools::processor::{transcribe, Done, Failure, Job, Processor};
+use zapfn_mediatools::processor::{transcribe, transcribe_steps, Done, Failure, Job, Processor};
 use zapfn_mediatools::{ffmpeg, MediaConfig, SpeechEngine};
 use zapfn_runtime::{Context, Function, Subscription};
 use zapfn_store::{topics, Delivery, Settlement};
@@ -16,13 +16,18 @@ const POSTER_AT_S: f64 = 1.0;
 
 /// The video function, with the speech engine the environment names.
 pub fn function(context: &Context) -> Function {
-    let video = VideoProcessor::new(context, MediaConfig::from_env_or_defaults());
+    let config = MediaConfig::from_env_or_defaults();
+    // Tool runs and service calls a run waits on, at most: the probe, the poster
+    // frame and the transcription.
+    let lease = config.lease(2 + transcribe_steps(&config));
+    let video = VideoProcessor::new(context, config);
     Function::events(
         "media-video",
         vec![Subscription::new(topics::MEDIA, 2, move |delivery| {
             let video = video.clone();
             async move { video.handle(&delivery).await }
-        })],
+        })
+        .with_lease(lease)],
     )
 }
 

@@ -79,3 +79,18 @@ async fn a_file_without_a_picture_is_refused_with_the_reason() {
         (Some("failed"), Some("no video track"))
     );
 }
+
+#[test]
+fn the_lease_outlasts_probe_poster_and_transcription() {
+    let dir = tempfile::tempdir().unwrap();
+    let context = samples::context(dir.path(), &[]);
+    let tool_timeout = MediaConfig::from_env_or_defaults().tool_timeout;
+    // A probe, a poster frame, FFmpeg, a token and Speech-to-Text's 6 calls (300 s in 55 s parts).
+    let worst_case = tool_timeout * 10;
+    let function = zapfn_media_video::function(&context);
+    let lease = function.subscriptions[0].lease;
+    assert!(
+        lease > worst_case,
+        "lease {lease:?}, worst case {worst_case:?}"
+    );
+}

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::kind::{essence, extension, human_size};
+use crate::kind::{essence, extension, human_size, MAX_INBOUND_BYTES};
 use crate::sniff::{is_text, sniff};
 use crate::MediaKind;
 
@@ -46,7 +46,7 @@ impl Refusal {
     }
 }
 
-/// Refuses a file of `size` bytes that is over `kind`'s limit (before downloading it).
+/// Refuses a file of `size` bytes that is over `kind`'s limit for sends (before downloading it).
 pub fn check_size(kind: MediaKind, size: u64, animated: bool) -> Result<(), Refusal> {
     let limit = kind.max_bytes(animated);
     if size > limit {
@@ -67,10 +67,83 @@ pub fn check_size(kind: MediaKind, size: u64, animated: bool) -> Result<(), Refu
     Ok(())
 }
 
-/// Checks `bytes` for a `kind` message, labelled `declared` (if known): the
-/// content must be a type Meta accepts for the kind, match the label, and fit
-/// the kind's size limit.
+/// Refuses an inbound file of `size` bytes that is over what a customer can send
+/// ([`MAX_INBOUND_BYTES`], whatever the kind), before downloading it.
+pub fn check_inbound_size(size: u64) -> Result<(), Refusal> {
+    if size > MAX_INBOUND_BYTES {
+        return Err(Refusal::new(
+            RefusalCode::TooLarge,
+            format!(
+                "{} ({size} bytes) is over Meta's {} limit for inbound media",
+                human_size(size),
+                human_size(MAX_INBOUND_BYTES)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks `bytes` for a `kind` message to send, labelled `declared` (if
+/// known): the content must be a type Meta accepts for the kind, match the
+/// label, and fit the kind's size limit for sends.
 pub fn check(kind: MediaKind, declared: Option<&str>, bytes: &[u8]) -> Result<Checked, Refusal> {
+    let (content_type, animated) = content_type(kind, declared, bytes)?;
+    check_size(kind, bytes.len() as u64, animated)?;
+    Ok(checked(content_type, animated))
+}
+
+/// Checks `bytes` a customer sent in a `kind` message: against the inbound
+/// limit (customers send up to 100 MiB of any kind), and of any type
+/// ([`as_sent`]).
+pub fn check_inbound(
+    kind: MediaKind,
+    declared: Option<&str>,
+    bytes: &[u8],
+) -> Result<Checked, Refusal> {
+    let (content_type, animated) = as_sent(kind, declared, bytes)?;
+    check_inbound_size(bytes.len() as u64)?;
+    Ok(checked(content_type, animated))
+}
+
+/// What a file a customer sent is. Meta's types are rules for sends: customers
+/// send documents of any type (CSV, ZIP, ...), so a file of a type Meta does not
+/// take for sends is kept as what its content sniffs as, else as labelled, else
+/// as `application/octet-stream`. A type Meta does take is checked as for
+/// sends: its content must match its label.
+fn as_sent(
+    kind: MediaKind,
+    declared: Option<&str>,
+    bytes: &[u8],
+) -> Result<(String, bool), Refusal> {
+    match content_type(kind, declared, bytes) {
+        Err(refusal) if refusal.code == RefusalCode::UnsupportedType => {
+            let label = declared.map(essence).filter(|label| !label.is_empty());
+            let sniffed = sniff(bytes);
+            let content_type = sniffed
+                .map(|sniffed| sniffed.mime.to_owned())
+                .or(label)
+                .unwrap_or_else(|| "application/octet-stream".to_owned());
+            Ok((content_type, sniffed.is_some_and(|s| s.animated)))
+        }
+        other => other,
+    }
+}
+
+fn checked(content_type: String, animated: bool) -> Checked {
+    Checked {
+        extension: extension(&content_type),
+        content_type,
+        animated,
+    }
+}
+
+/// What `bytes` are, when that is a type Meta accepts for `kind` and matches
+/// the label `declared`; and whether they are animated.
+fn content_type(
+    kind: MediaKind,
+    declared: Option<&str>,
+    bytes: &[u8],
+) -> Result<(String, bool), Refusal> {
     if bytes.is_empty() {
         return Err(Refusal::new(RefusalCode::Empty, "the file is empty".into()));
     }
@@ -81,8 +154,8 @@ pub fn check(kind: MediaKind, declared: Option<&str>, bytes: &[u8]) -> Result<Ch
         }
     }
     let sniffed = sniff(bytes);
-    let (content_type, animated) = match (&declared, sniffed) {
-        (Some(declared), _) if declared == "text/plain" => {
+    Ok(match (&declared, sniffed) {
+        (Some(declared), _) if declared.starts_with("text/") => {
             if !is_text(bytes) {
                 return Err(mismatch(declared, sniffed.map(|s| s.mime)));
             }
@@ -111,20 +184,19 @@ pub fn check(kind: MediaKind, declared: Option<&str>, bytes: &[u8]) -> Result<Ch
                 ),
             ))
         }
-    };
-    check_size(kind, bytes.len() as u64, animated)?;
-    Ok(Checked {
-        extension: extension(&content_type),
-        content_type,
-        animated,
     })
 }
 
 /// Whether content sniffed as `sniffed` may carry the label `declared`: the
-/// same type, or ISO BMFF labelled as any of MP4, 3GPP or M4A.
+/// same type, ISO BMFF labelled as any of MP4, 3GPP or M4A, or a zip labelled
+/// as an Office Open XML file (many real ones, from LibreOffice or python-docx,
+/// do not put the entries `infer` looks for first).
 fn compatible(declared: &str, sniffed: &str) -> bool {
     const ISO_BMFF: [&str; 3] = ["video/mp4", "video/3gpp", "audio/mp4"];
-    declared == sniffed || (ISO_BMFF.contains(&declared) && ISO_BMFF.contains(&sniffed))
+    const OOXML: &str = "application/vnd.openxmlformats-officedocument.";
+    declared == sniffed
+        || (ISO_BMFF.contains(&declared) && ISO_BMFF.contains(&sniffed))
+        || (sniffed == "application/zip" && declared.starts_with(OOXML))
 }
 
 fn unsupported(kind: MediaKind, mime: &str) -> Refusal {
@@ -276,5 +348,29 @@ mod tests {
             "{refusal}"
         );
         assert!(check_size(MediaKind::Document, 100 * 1024 * 1024 + 1, false).is_err());
+    }
+
+    #[test]
+    fn inbound_media_may_reach_100_mib_of_any_kind() {
+        let mut video = b"\0\0\0\x18ftypisom".to_vec();
+        video.resize(17 * 1024 * 1024, 0);
+        assert_eq!(
+            code(check(MediaKind::Video, Some("video/mp4"), &video)),
+            RefusalCode::TooLarge,
+            "over Meta's limit for sends"
+        );
+        let checked = check_inbound(MediaKind::Video, Some("video/mp4"), &video).unwrap();
+        assert_eq!(checked.extension, "mp4");
+        assert!(check_inbound_size(100 * 1024 * 1024).is_ok());
+        let refusal = check_inbound_size(100 * 1024 * 1024 + 1).unwrap_err();
+        assert_eq!(
+            refusal.reason,
+            "100.0 MiB (104857601 bytes) is over Meta's 100.0 MiB limit for inbound media"
+        );
+        assert_eq!(
+            code(check_inbound(MediaKind::Image, Some("image/jpeg"), PNG)),
+            RefusalCode::TypeMismatch,
+            "content is checked as for sends"
+        );
     }
 }

@@ -7,6 +7,10 @@ const MIB: u64 = 1024 * 1024;
 /// One KiB.
 const KIB: u64 = 1024;
 
+/// The largest file a customer can send, of any kind (Meta reports a larger one
+/// as webhook error 131052); the per-kind limits are for sends.
+pub const MAX_INBOUND_BYTES: u64 = 100 * MIB;
+
 /// A WhatsApp media message type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MediaKind {
@@ -48,7 +52,8 @@ impl MediaKind {
     /// The MIME types Meta accepts for this kind.
     pub fn mime_types(self) -> &'static [&'static str] {
         match self {
-            MediaKind::Image => &["image/jpeg", "image/png", "image/webp"],
+            // WebP only as a sticker.
+            MediaKind::Image => &["image/jpeg", "image/png"],
             MediaKind::Audio => &[
                 "audio/aac",
                 "audio/amr",
@@ -79,7 +84,8 @@ impl MediaKind {
             .any(|accepted| *accepted == essence)
     }
 
-    /// The largest file Meta accepts, in bytes (stickers: 100 KiB static, 500 KiB animated).
+    /// The largest file Meta accepts for a send, in bytes (stickers: 100 KiB
+    /// static, 500 KiB animated).
     pub fn max_bytes(self, animated: bool) -> u64 {
         match self {
             MediaKind::Image => 5 * MIB,
@@ -90,7 +96,7 @@ impl MediaKind {
         }
     }
 
-    /// The largest file of any variant of this kind (for bounding a download).
+    /// The largest file of any variant of this kind a send may carry (for bounding a download).
     pub fn max_bytes_any(self) -> u64 {
         self.max_bytes(true).max(self.max_bytes(false))
     }

@@ -33,14 +33,26 @@ pub fn sniff(bytes: &[u8]) -> Option<Sniffed> {
         .or_else(|| infer::get(bytes).map(|kind| Sniffed::of(kind.mime_type())))
 }
 
-/// Whether `bytes` read as plain text: UTF-8 without NUL or other control
+/// Whether `bytes` read as plain text: UTF-8 or, when not UTF-8, a single-byte
+/// encoding such as Windows-1252 (not UTF-16), without NUL or other control
 /// characters than tab, line breaks and form feed.
 pub fn is_text(bytes: &[u8]) -> bool {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    std::str::from_utf8(bytes).is_ok_and(|text| {
-        text.chars()
-            .all(|c| !c.is_control() || matches!(c, '\t' | '\n' | '\r' | '\x0C'))
-    })
+    match std::str::from_utf8(bytes) {
+        Ok(text) => text.chars().all(|c| !c.is_control() || is_text_control(c)),
+        Err(_) => {
+            !bytes.starts_with(b"\xFF\xFE")
+                && !bytes.starts_with(b"\xFE\xFF")
+                && bytes
+                    .iter()
+                    .all(|&b| (b >= 0x20 && b != 0x7F) || is_text_control(b.into()))
+        }
+    }
+}
+
+/// The control characters plain text may hold.
+fn is_text_control(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | '\x0C')
 }
 
 /// MP4, 3GPP, M4A and QuickTime: an `ftyp` box first, then the major brand.
@@ -172,11 +184,14 @@ mod tests {
     }
 
     #[test]
-    fn text_is_utf8_without_control_characters() {
+    fn text_is_utf8_or_single_byte_without_control_characters() {
         assert!(is_text("Olá, ação\r\n\tfim".as_bytes()));
         assert!(is_text(b"\xEF\xBB\xBFbom"));
         assert!(!is_text(b"a\0b"));
         assert!(!is_text(b"\xFF\xFE"));
         assert!(!is_text(b"\x1b[31mred"));
+        assert!(is_text(b"Relat\xF3rio \x80 12,50\r\n"), "Windows-1252");
+        assert!(!is_text(b"Relat\xF3rio\0"));
+        assert!(!is_text(b"\xFF\xD8\xFF\xE0\x01"));
     }
 }

@@ -8,6 +8,10 @@ use std::time::Duration;
 use crate::pocketsphinx::DEBIAN_EN_US_MODEL;
 use crate::process::Limits;
 
+/// What a processor run needs besides its tools: the store, the blob store,
+/// scratch files and in-process work such as decoding an image.
+const RUN_MARGIN: Duration = Duration::from_secs(60);
+
 /// Reads text in images.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OcrChoice {
@@ -151,6 +155,13 @@ impl MediaConfig {
         })
     }
 
+    /// A delivery lease for a processor whose run waits on at most `steps` tool
+    /// runs or service calls one after the other (each within `tool_timeout`):
+    /// longer than such a run, so it is not delivered to a second run meanwhile.
+    pub fn lease(&self, steps: u32) -> Duration {
+        self.tool_timeout * steps + RUN_MARGIN
+    }
+
     /// Bounds for one tool run.
     pub fn limits(&self) -> Limits {
         Limits {
@@ -232,6 +243,14 @@ mod tests {
             "ZAPFN_SPEECH_ENGINE"
         );
         assert!(config(&[("ZAPFN_TRANSCRIBE_MAX_SECONDS", "0")]).is_err());
+    }
+
+    #[test]
+    fn leases_outlast_the_tool_runs_they_wait_on() {
+        let default = config(&[]).unwrap();
+        assert!(default.lease(2) > Duration::from_secs(2 * 120));
+        let slow = config(&[("ZAPFN_MEDIA_TOOL_TIMEOUT_SECONDS", "300")]).unwrap();
+        assert!(slow.lease(7) > Duration::from_secs(7 * 300));
     }
 
     #[test]

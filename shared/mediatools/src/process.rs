@@ -41,8 +41,22 @@ pub struct Output {
     pub truncated: bool,
 }
 
+/// What a tool prints when the machine, not the file, stopped it: out of disk,
+/// memory or file handles (the C library's messages for ENOSPC, EDQUOT,
+/// ENOMEM, EMFILE and ENFILE (a prefix of its message) and EAGAIN, and FFmpeg's own).
+const RESOURCE_ERRORS: [&str; 6] = [
+    "No space left on device",
+    "Disk quota exceeded",
+    "Cannot allocate memory",
+    "Out of memory",
+    "Too many open files",
+    "Resource temporarily unavailable",
+];
+
 /// Runs `tool` with `args` and `envs` within `limits`. A non-zero exit is
-/// [`ToolError::Rejected`] with the end of standard error.
+/// [`ToolError::Rejected`] with the end of standard error, or, when that says
+/// the machine ran out of something ([`RESOURCE_ERRORS`]), [`ToolError::Io`]:
+/// worth another try, not the file's fault.
 pub async fn run<I, S>(
     tool: &'static str,
     args: I,
@@ -111,6 +125,12 @@ where
     }
     let stderr = String::from_utf8_lossy(&stderr).trim().to_owned();
     match status.code() {
+        Some(code) if RESOURCE_ERRORS.iter().any(|error| stderr.contains(error)) => {
+            Err(ToolError::Io {
+                tool,
+                detail: format!("exit {code}: {stderr}"),
+            })
+        }
         Some(code) => Err(ToolError::Rejected {
             tool,
             status: code,
@@ -197,6 +217,22 @@ mod tests {
             other => panic!("expected a rejection, got {other:?}"),
         }
         assert!(!error.is_transient());
+    }
+
+    #[tokio::test]
+    async fn running_out_of_disk_or_memory_is_transient() {
+        for message in [
+            "output.ogg: No space left on device",
+            "Error while filtering: Cannot allocate memory",
+        ] {
+            let script = format!("echo '{message}' >&2; exit 1");
+            let error = run("sh", ["-c", script.as_str()], &[], limits(5000, 100))
+                .await
+                .unwrap_err();
+            assert!(matches!(error, ToolError::Io { .. }), "{error:?}");
+            assert!(error.is_transient(), "{message}");
+            assert!(error.to_string().contains(message), "{error}");
+        }
     }
 
     #[tokio::test]

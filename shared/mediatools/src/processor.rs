@@ -293,6 +293,17 @@ fn now_ms() -> i64 {
         .unwrap_or_default()
 }
 
+/// Tool runs and service calls a [`transcribe`] waits on one after the other, at
+/// most, each within the tool timeout: FFmpeg, then PocketSphinx, or a metadata
+/// token (cached for the rest of the run) and one Speech-to-Text `recognize`
+/// per 55 s part of the audio, ceil(`max_transcribe_seconds` / 55) of them
+/// (8 with the default 300 s). (Whisper runs in process, without a timeout.)
+pub fn transcribe_steps(config: &MediaConfig) -> u32 {
+    2 + config
+        .max_transcribe_seconds
+        .div_ceil(crate::google::speech::SYNC_MAX_SECONDS)
+}
+
 /// Transcribes the sound track of `job` (its first `config.max_transcribe_seconds`)
 /// into the fields it adds to a media record: `transcript`, `language`,
 /// `transcript_engine`, `transcript_confidence`, and `transcript_truncated`

@@ -227,6 +227,7 @@ pub async fn inbound_media(
         size: info.size,
         filename: (message_type == "document").then(|| "invoice.pdf".into()),
         voice: message_type == "audio",
+        group_id: None,
     };
     let record = serde_json::json!({
         "status": "done", "key": event.key, "content_type": event.content_type,

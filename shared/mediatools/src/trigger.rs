@@ -82,6 +82,11 @@ fn recorded(message: MessageView, name: &str) -> Trigger {
         size,
         filename: text("filename"),
         voice: object["voice"].as_bool().unwrap_or(false),
+        group_id: message
+            .raw
+            .as_ref()
+            .and_then(|raw| raw["group_id"].as_str())
+            .map(str::to_owned),
         message_id: message.id,
     }))
 }

@@ -6,8 +6,8 @@
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine as _;
@@ -28,7 +28,8 @@ fn fixture(name: &str) -> Value {
 struct Seen {
     token_requests: usize,
     bodies: Vec<Value>,
-    polls: usize,
+    /// Requests to any other route.
+    unexpected: Vec<String>,
 }
 
 type Shared = Arc<Mutex<Seen>>;
@@ -67,6 +68,9 @@ async fn annotate(
     }
 }
 
+/// Answers `speech:recognize`: an error for the audio `over quota` or `bad
+/// config`, `speech-recognize.json` for a WAV file, and for raw samples (a part
+/// of longer audio) `speech-recognize-part-N.json` to the Nth request.
 async fn recognize(
     State(seen): State<Shared>,
     headers: HeaderMap,
@@ -76,41 +80,27 @@ async fn recognize(
         return (StatusCode::UNAUTHORIZED, Json(Value::Null));
     }
     let audio = decoded(&body["audio"]["content"]);
-    seen.lock().unwrap().bodies.push(body);
-    match audio.as_slice() {
-        b"over quota" => (
-            StatusCode::TOO_MANY_REQUESTS,
-            Json(fixture("error-quota.json")),
-        ),
+    let mut seen = seen.lock().unwrap();
+    seen.bodies.push(body);
+    let (status, answer) = match audio.as_slice() {
+        b"over quota" => (StatusCode::TOO_MANY_REQUESTS, "error-quota.json".into()),
         b"bad config" => (
             StatusCode::BAD_REQUEST,
-            Json(fixture("error-invalid-argument.json")),
+            "error-invalid-argument.json".into(),
         ),
-        _ => (StatusCode::OK, Json(fixture("speech-recognize.json"))),
-    }
+        wav if wav.starts_with(b"RIFF") => (StatusCode::OK, "speech-recognize.json".into()),
+        _ => (
+            StatusCode::OK,
+            format!("speech-recognize-part-{}.json", seen.bodies.len()),
+        ),
+    };
+    (status, Json(fixture(&answer)))
 }
 
-async fn long_running(
-    State(seen): State<Shared>,
-    headers: HeaderMap,
-    Json(body): Json<Value>,
-) -> (StatusCode, Json<Value>) {
-    if !authorised(&headers) {
-        return (StatusCode::UNAUTHORIZED, Json(Value::Null));
-    }
-    seen.lock().unwrap().bodies.push(body);
-    (
-        StatusCode::OK,
-        Json(fixture("speech-operation-running.json")),
-    )
-}
-
-async fn operation(State(seen): State<Shared>, headers: HeaderMap) -> (StatusCode, Json<Value>) {
-    if !authorised(&headers) {
-        return (StatusCode::UNAUTHORIZED, Json(Value::Null));
-    }
-    seen.lock().unwrap().polls += 1;
-    (StatusCode::OK, Json(fixture("speech-operation-done.json")))
+/// Records a request Google was not meant to get.
+async fn unexpected(State(seen): State<Shared>, uri: Uri) -> StatusCode {
+    seen.lock().unwrap().unexpected.push(uri.to_string());
+    StatusCode::NOT_FOUND
 }
 
 /// Starts the fake Google and returns a configuration pointing at it.
@@ -123,8 +113,9 @@ async fn fake_google() -> (MediaConfig, Shared) {
         )
         .route("/v1/images:annotate", post(annotate))
         .route("/v1/speech:recognize", post(recognize))
-        .route("/v1/speech:longrunningrecognize", post(long_running))
-        .route("/v1/operations/7612202767953098924", get(operation))
+        .fallback(unexpected)
+        // Google takes requests of up to 10 MB; a 55 s part is about 2.3 MB in base64.
+        .layer(DefaultBodyLimit::max(10 * 1024 * 1024))
         .with_state(seen.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -139,6 +130,53 @@ async fn fake_google() -> (MediaConfig, Shared) {
     })
     .unwrap();
     (config, seen)
+}
+
+/// Bytes of one second of 16 kHz mono 16-bit PCM.
+const SECOND: usize = 16_000 * 2;
+
+/// `len` bytes of noise-like samples, so that a part lost, repeated or moved shows.
+fn samples(len: usize) -> Vec<u8> {
+    let mut state: u32 = 0x2545_f491;
+    (0..len)
+        .map(|_| {
+            state = state.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            (state >> 16) as u8
+        })
+        .collect()
+}
+
+/// A RIFF WAVE file of `chunks` (id, body), bodies padded to an even length.
+fn riff(chunks: &[(&[u8; 4], &[u8])]) -> Vec<u8> {
+    let mut body = b"WAVE".to_vec();
+    for (id, chunk) in chunks {
+        body.extend_from_slice(*id);
+        body.extend_from_slice(&(chunk.len() as u32).to_le_bytes());
+        body.extend_from_slice(chunk);
+        if chunk.len() % 2 == 1 {
+            body.push(0);
+        }
+    }
+    [
+        b"RIFF".as_slice(),
+        &(body.len() as u32).to_le_bytes(),
+        &body,
+    ]
+    .concat()
+}
+
+/// FFmpeg's `fmt ` for 16 kHz mono 16-bit PCM.
+const FMT_16K_MONO: [u8; 16] = [1, 0, 1, 0, 0x80, 0x3e, 0, 0, 0, 0x7d, 0, 0, 2, 0, 16, 0];
+/// FFmpeg's `LIST` chunk, naming the software, written before `data`.
+const LIST_INFO: &[u8] = b"INFOISFT\x0e\0\0\0Lavf59.27.100\0";
+
+/// A WAV of `pcm` laid out as `ffmpeg -ac 1 -ar 16000 -c:a pcm_s16le -f wav` writes it.
+fn ffmpeg_wav(pcm: &[u8]) -> Vec<u8> {
+    riff(&[
+        (b"fmt ", &FMT_16K_MONO),
+        (b"LIST", LIST_INFO),
+        (b"data", pcm),
+    ])
 }
 
 fn file_with(dir: &tempfile::TempDir, name: &str, bytes: &[u8]) -> std::path::PathBuf {
@@ -216,17 +254,82 @@ async fn speech_transcribes_short_audio_in_pt_br_with_punctuation() {
 }
 
 #[tokio::test]
-async fn speech_over_a_minute_goes_long_running_and_is_polled() {
+async fn speech_over_55_seconds_is_recognized_in_consecutive_parts_joined_in_order() {
     let (config, seen) = fake_google().await;
     let dir = tempfile::tempdir().unwrap();
-    let wav = file_with(&dir, "long.wav", b"RIFF....WAVE long");
+    let pcm = samples(130 * SECOND);
+    let wav = file_with(&dir, "long.wav", &ffmpeg_wav(&pcm));
     let transcript = SpeechEngine::from_config(&config)
-        .transcribe(&wav, 75.0)
+        .transcribe(&wav, 130.0)
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(transcript.text, "Esta é uma mensagem de voz longa");
-    assert_eq!(seen.lock().unwrap().polls, 1);
+    assert_eq!(
+        transcript.text,
+        "Oi, aqui é a Ana da padaria da esquina. Queria falar do pedido de ontem. \
+         Chegaram os pães, mas faltou o bolo de fubá. Pode mandar amanhã cedo? Obrigada."
+    );
+    assert_eq!(transcript.language, "pt-br");
+    // The average over the four results, not over the three parts.
+    assert!((transcript.confidence.unwrap() - 0.85).abs() < 1e-6);
+
+    let seen = seen.lock().unwrap();
+    assert!(seen.unexpected.is_empty(), "{:?}", seen.unexpected);
+    assert_eq!(seen.token_requests, 1, "the token is cached");
+    let parts: Vec<Vec<u8>> = seen
+        .bodies
+        .iter()
+        .map(|body| decoded(&body["audio"]["content"]))
+        .collect();
+    let sizes: Vec<usize> = parts.iter().map(Vec::len).collect();
+    assert_eq!(sizes, [55 * SECOND, 55 * SECOND, 20 * SECOND]);
+    assert!(parts.concat() == pcm, "the parts are the samples, in order");
+    for body in &seen.bodies {
+        let config = &body["config"];
+        assert_eq!(config["encoding"], "LINEAR16");
+        assert_eq!(config["sampleRateHertz"], 16000);
+        assert_eq!(config["audioChannelCount"], 1);
+        assert_eq!(config["languageCode"], "pt-BR");
+        assert_eq!(config["enableAutomaticPunctuation"], true);
+    }
+}
+
+#[tokio::test]
+async fn speech_fails_whole_when_any_part_fails() {
+    let (config, seen) = fake_google().await;
+    let dir = tempfile::tempdir().unwrap();
+    // The second part is the audio the fake Google refuses as over quota.
+    let pcm = [samples(55 * SECOND), b"over quota".to_vec()].concat();
+    let wav = file_with(&dir, "long.wav", &ffmpeg_wav(&pcm));
+    let error = SpeechEngine::from_config(&config)
+        .transcribe(&wav, 55.1)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, ToolError::Service { transient: true, detail, .. } if detail.contains("HTTP 429")),
+        "{error:?}"
+    );
+    assert_eq!(seen.lock().unwrap().bodies.len(), 2);
+}
+
+#[tokio::test]
+async fn speech_of_a_wav_without_samples_is_unreadable_and_not_sent() {
+    let (config, seen) = fake_google().await;
+    let dir = tempfile::tempdir().unwrap();
+    let no_data = riff(&[(b"fmt ", &FMT_16K_MONO), (b"LIST", LIST_INFO)]);
+    let wav = file_with(&dir, "no-data.wav", &no_data);
+    let error = SpeechEngine::from_config(&config)
+        .transcribe(&wav, 130.0)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, ToolError::Unreadable { tool: "Speech-to-Text", detail } if detail.contains("no `data` chunk")),
+        "{error:?}"
+    );
+    assert!(!error.is_transient());
+    let seen = seen.lock().unwrap();
+    assert!(seen.bodies.is_empty());
+    assert_eq!(seen.token_requests, 0);
 }
 
 #[tokio::test]
