@@ -320,3 +320,27 @@ async fn retention_deletes_what_is_older_than_its_days_and_keeps_the_rest() {
     let (_, again) = call(&system, API_KEY, Method::POST, "/_jobs/retention").await;
     assert_eq!(again["deleted"]["messages"], 0);
 }
+
+#[tokio::test]
+async fn a_customer_known_by_user_id_is_exported_and_erased_by_it() {
+    let system = common::start(&[]).await;
+    let user_id = "US.13491208655302741918";
+    let wamid = customer_writes(&system, PHONE_NUMBER_ID, user_id, "oi", Duration::ZERO).await;
+    let path = format!("/v1/contacts/{user_id}/export?phone_number_id={PHONE_NUMBER_ID}");
+    let (status, export) = call(&system, API_KEY, Method::GET, &path).await;
+    assert_eq!(status, 200, "{export}");
+    assert_eq!(export["wa_id"], user_id);
+    // The demo's auto-reply may be there too, in the same second.
+    let messages = export["conversations"][0]["messages"].as_array().unwrap();
+    let inbound: Vec<&serde_json::Value> = messages
+        .iter()
+        .filter(|m| m["direction"] == "inbound")
+        .collect();
+    assert_eq!(inbound.len(), 1, "{export}");
+    assert_eq!(inbound[0]["wamid"], wamid.as_str(), "{export}");
+
+    let path = format!("/v1/contacts/{user_id}?phone_number_id={PHONE_NUMBER_ID}");
+    let (status, erased) = call(&system, API_KEY, Method::DELETE, &path).await;
+    assert_eq!(status, 200, "{erased}");
+    assert!(system.message(&wamid).await.is_none(), "erased");
+}

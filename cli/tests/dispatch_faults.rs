@@ -247,3 +247,44 @@ async fn a_send_failing_past_the_retry_window_is_marked_failed() {
     let (_, health) = system.get("/healthz").await;
     assert_eq!(health["queues"]["dead_letters"], 1);
 }
+
+#[tokio::test]
+async fn a_gateway_error_is_sent_again_only_after_the_reconcile_window() {
+    // A 502 may come from a proxy whose backend took the message: like a timeout.
+    let system = common::start(&[("ZAPFN_RECONCILE_SECONDS", "2")]).await;
+    let to = "5511900000008";
+    system.customer_writes(to, "order status 8").await;
+    inject(&system, json!([{ "to": to, "http_status": 502 }])).await;
+    let before_ms = chrono::Utc::now().timestamp_millis();
+    let id = system.send_text(to, "through a gateway").await;
+    system.wait_status(&id, "read").await;
+    let sent = system.sent_to(to);
+    assert_eq!(sent.len(), 1, "sent once");
+    assert!(
+        sent[0].received_at_ms - before_ms >= 1_000,
+        "sent again {} ms after the request, inside the reconcile window",
+        sent[0].received_at_ms - before_ms
+    );
+}
+
+#[tokio::test]
+async fn a_store_failing_at_the_last_attempt_leaves_the_message_failed() {
+    let system = common::start(&[("ZAPFN_MAX_ATTEMPTS", "2")]).await;
+    let to = "5511900000009";
+    system.customer_writes(to, "order status 9").await;
+    // No send can be marked as started: every attempt fails in the store, before Meta.
+    let db = rusqlite::Connection::open(system.dir.path().join("zapfn.db")).unwrap();
+    db.busy_timeout(Duration::from_secs(5)).unwrap();
+    db.execute_batch(
+        "CREATE TRIGGER no_sends BEFORE UPDATE OF dispatch_started_at ON messages
+         WHEN NEW.dispatch_started_at IS NOT NULL
+         BEGIN SELECT RAISE(ABORT, 'injected: the send cannot be marked'); END;",
+    )
+    .unwrap();
+    let id = system.send_text(to, "never marked").await;
+    let failed = system.wait_status(&id, "failed").await;
+    assert_eq!(failed["errors"][0]["attempt"], 2, "{failed}");
+    let (_, health) = system.get("/healthz").await;
+    assert_eq!(health["queues"]["dead_letters"], 1);
+    assert!(sent_bodies_to(&system, to).is_empty());
+}

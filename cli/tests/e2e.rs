@@ -127,6 +127,84 @@ async fn redelivered_inbound_is_answered_once() {
 }
 
 #[tokio::test]
+async fn a_customer_with_only_a_user_id_gets_a_reply_through_recipient() {
+    let system = common::start(&[]).await;
+    let user_id = "BR.55555555550000000042";
+    let now = chrono::Utc::now().timestamp();
+    let body = serde_json::json!({
+        "object": "whatsapp_business_account",
+        "entry": [{"id": "1", "changes": [{"field": "messages", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "15550001111", "phone_number_id": PHONE_NUMBER_ID},
+            "contacts": [{"user_id": user_id, "profile": {"name": "Joana", "username": "@joana"}}],
+            "messages": [{"from_user_id": user_id, "id": zapfn_whatsapp::builders::new_wamid(),
+                          "timestamp": now.to_string(), "type": "text", "text": {"body": "menu"}}],
+        }}]}],
+    });
+    assert_eq!(system.post_webhook(body.to_string().as_bytes()).await, 200);
+
+    let reply = eventually(Duration::from_secs(10), "the reply to be read", || async {
+        outbound_messages(&system, user_id)
+            .await
+            .first()
+            .filter(|m| m["status"] == "read")
+            .cloned()
+    })
+    .await;
+    assert_eq!(reply["to"], user_id);
+    let sent = system.running.sandbox.as_ref().unwrap().sent();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].body["recipient"], user_id);
+    assert!(
+        sent[0].body.get("to").is_none(),
+        "no phone number to send to"
+    );
+}
+
+#[tokio::test]
+async fn a_message_written_in_a_group_is_answered_in_the_group() {
+    let system = common::start(&[]).await;
+    let group = "Y2FwaV9ncm91cDoxNzA1NTU1MDEzOToxMjAzNjM0MDQ2OTQyMzM4MjAZD";
+    let participant = "5511955554444";
+    let mut message = zapfn_whatsapp::builders::text_message(
+        participant,
+        &zapfn_whatsapp::builders::new_wamid(),
+        chrono::Utc::now().timestamp(),
+        "menu",
+    );
+    message["group_id"] = group.into();
+    let body = zapfn_whatsapp::builders::messages_notification(
+        PHONE_NUMBER_ID,
+        participant,
+        "Ana",
+        vec![message],
+    );
+    assert_eq!(system.post_webhook(body.to_string().as_bytes()).await, 200);
+
+    let reply = eventually(
+        Duration::from_secs(10),
+        "the group's reply to be read",
+        || async {
+            outbound_messages(&system, group)
+                .await
+                .first()
+                .filter(|m| m["status"] == "read")
+                .cloned()
+        },
+    )
+    .await;
+    assert_eq!(reply["to"], group);
+    let sent = system.running.sandbox.as_ref().unwrap().sent();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].body["recipient_type"], "group");
+    assert_eq!(sent[0].body["to"], group);
+    assert!(
+        outbound_messages(&system, participant).await.is_empty(),
+        "nothing sent 1:1"
+    );
+}
+
+#[tokio::test]
 async fn unknown_recipient_fails_with_metas_reason() {
     let system = common::start(&[]).await;
     system

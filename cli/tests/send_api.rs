@@ -486,21 +486,31 @@ async fn template_to_a_number_that_never_wrote_is_accepted() {
 }
 
 #[tokio::test]
-async fn text_after_the_customer_wrote_is_accepted_with_or_without_a_plus() {
+async fn text_after_the_customer_wrote_is_accepted_however_the_number_is_written() {
     let system = common::start(&[]).await;
     system.customer_writes(CUSTOMER, "order status 42").await;
     let (status, answer) = system
         .post(&send_path(), &text_to(CUSTOMER, "It ships today"))
         .await;
     assert_eq!(status, 202, "{answer}");
-    let (status, answer) = system
-        .post(
-            &send_path(),
-            &text_to(&format!("+{CUSTOMER}"), "Tracking: 42"),
-        )
+    let first = system
+        .wait_status(answer["id"].as_str().unwrap(), "read")
         .await;
-    assert_eq!(status, 202, "{answer}");
-    assert_eq!(answer["contacts"][0]["wa_id"], CUSTOMER);
+    assert!(first["conversation_id"].is_string(), "{first}");
+    // Meta accepts '+', spaces, hyphens and parentheses, and echoes `to` as written.
+    for written in [format!("+{CUSTOMER}"), "+55 (11) 98888-0001".to_owned()] {
+        let body = text_to(&written, "Tracking: 42");
+        let (status, answer) = system.post(&send_path(), &body).await;
+        assert_eq!(status, 202, "{answer}");
+        let contact = json!([{ "input": written, "wa_id": CUSTOMER }]);
+        assert_eq!(answer["contacts"], contact, "{answer}");
+        let view = system
+            .wait_status(answer["id"].as_str().unwrap(), "read")
+            .await;
+        assert_eq!(view["to"], CUSTOMER, "{view}");
+        assert_eq!(view["conversation_id"], first["conversation_id"], "{view}");
+        assert_eq!(view["raw"], body, "the body goes to Meta as written");
+    }
 }
 
 #[tokio::test]

@@ -227,8 +227,9 @@ async fn survive(
         if replies.len() == customers {
             break;
         }
-        // A consumer lease is 60 s: an event leased before the fault whose
-        // settle failed is delivered again when it runs out.
+        // An event leased before the fault whose settle kept failing is
+        // settled once the store recovers, or delivered again when its
+        // lease (60 s for replies) runs out.
         assert!(
             start.elapsed() < Duration::from_secs(120),
             "{} of {customers} customers got their reply",

@@ -2,8 +2,9 @@
 //! Graph API within Meta's limits.
 //!
 //! - per business number at most `WA_RATE_LIMIT` sends per second;
-//! - per recipient one at a time, in order (the queue's ordering key), and
-//!   within Meta's pair limit (a burst, then one per 6 s);
+//! - per recipient one at a time, in order (the embedded queue's ordering key;
+//!   with Cloud Tasks, a send waits while an earlier one to the same customer
+//!   is still queued), and within Meta's pair limit (a burst, then one per 6 s);
 //! - transient failures (5xx, timeouts, 130429, 131056) retried with
 //!   exponential backoff and jitter; permanent ones recorded, never retried;
 //! - a message that already has a wamid is never sent again, and one whose
@@ -20,6 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
+use zapfn_runtime::backends::TaskBackend;
 use zapfn_runtime::{retry, Config, Context, Function, Subscription};
 use zapfn_store::{callback_data_for, topics, Delivery, DispatchTask, Settlement, Store};
 use zapfn_whatsapp::errors::ErrorClass;
@@ -30,6 +32,21 @@ pub use media::MediaUploads;
 
 /// Longest a send waits in-process for its number's rate slot before yielding.
 const MAX_INLINE_WAIT: Duration = Duration::from_secs(2);
+/// What a dispatch run may take besides the send call: store work, the rate
+/// wait, and per media object a link fetch (25 s), a voice-note conversion
+/// (120 s) and an upload (25 s), with room to spare (Cloud Tasks' default
+/// dispatch deadline).
+const RUN_BUDGET: Duration = Duration::from_secs(600);
+/// Lease left, beyond the send call's timeout, needed to start a send and record its answer.
+const LEASE_MARGIN: Duration = Duration::from_secs(10);
+/// How much sooner than the queue the dispatcher gives up (at most 5 % of the
+/// retry window): the queue decides a moment later, by a later clock.
+const GIVE_UP_MARGIN: Duration = Duration::from_secs(10);
+/// With a task queue that does not keep a customer's sends in order (Cloud
+/// Tasks), how far back a send looks for an earlier one still waiting, and how
+/// long it waits before looking again.
+const ORDER_LOOKBACK: Duration = Duration::from_secs(15 * 60);
+const ORDER_WAIT: Duration = Duration::from_secs(2);
 
 /// The dispatcher's state: client, limits and retry policy.
 pub struct Dispatcher {
@@ -42,6 +59,11 @@ pub struct Dispatcher {
     max_retry_age: Duration,
     retry_base: Duration,
     reconcile_window: Duration,
+    /// Least lease left to start a send.
+    min_lease_left: Duration,
+    /// Whether sends wait for earlier ones to the same customer themselves (the
+    /// embedded queue's ordering keys do it otherwise).
+    keeps_customer_order: bool,
 }
 
 /// The dispatch function.
@@ -50,14 +72,13 @@ pub fn function(context: &Context) -> Function {
     let concurrency = (context.config.rate_limit as usize).clamp(8, 256);
     Function::events(
         "dispatch",
-        vec![Subscription::new(
-            topics::DISPATCH,
-            concurrency,
-            move |delivery| {
+        vec![
+            Subscription::new(topics::DISPATCH, concurrency, move |delivery| {
                 let dispatcher = dispatcher.clone();
                 async move { dispatcher.handle(&delivery).await }
-            },
-        )],
+            })
+            .with_lease(RUN_BUDGET + context.config.graph_timeout),
+        ],
     )
 }
 
@@ -83,6 +104,8 @@ impl Dispatcher {
             max_retry_age: config.max_retry_age,
             retry_base: config.retry_base,
             reconcile_window: config.reconcile_window,
+            min_lease_left: config.graph_timeout + LEASE_MARGIN,
+            keeps_customer_order: matches!(config.backends.tasks, TaskBackend::CloudTasks { .. }),
         }
     }
 
@@ -102,11 +125,19 @@ impl Dispatcher {
                 tracing::warn!(message_id = %task.message_id, "dispatch task for an unknown message");
                 return Settlement::Ack;
             }
-            Err(error) => return self.retry(delivery, error.to_string()),
+            Err(error) => return self.store_failed(&task.message_id, error, delivery).await,
         };
         if !message.awaits_dispatch() {
             tracing::info!(message_id = %message.id, status = %message.status, "already dispatched; not sending again");
             return Settlement::Ack;
+        }
+        if self.keeps_customer_order {
+            let since = chrono::Utc::now().timestamp() - ORDER_LOOKBACK.as_secs() as i64;
+            match self.store.earlier_send_pending(&message.id, since).await {
+                Ok(true) => return Settlement::Defer { after: ORDER_WAIT },
+                Ok(false) => {}
+                Err(error) => return self.store_failed(&message.id, error, delivery).await,
+            }
         }
         if let Some(started) = message.dispatch_started_at {
             let now_ms = chrono::Utc::now().timestamp_millis();
@@ -120,13 +151,13 @@ impl Dispatcher {
             {
                 Ok(Some(after)) => return Settlement::Defer { after },
                 Ok(None) => {}
-                Err(error) => return self.retry(delivery, error.to_string()),
+                Err(error) => return self.store_failed(&message.id, error, delivery).await,
             }
             // A status applied while the backlog was looked at names the send.
             match self.store.outbound(&message.id).await {
                 Ok(Some(now)) if now.awaits_dispatch() => {}
                 Ok(_) => return Settlement::Ack,
-                Err(error) => return self.retry(delivery, error.to_string()),
+                Err(error) => return self.store_failed(&message.id, error, delivery).await,
             }
             tracing::warn!(message_id = %message.id, "an earlier send got no answer and no status webhook; sending again");
         }
@@ -144,13 +175,28 @@ impl Dispatcher {
                 return Settlement::Defer { after: wait };
             }
         }
-        let wait = self.per_number.reserve(&message.phone_number_id);
-        if wait > MAX_INLINE_WAIT {
-            return Settlement::Defer { after: wait };
-        }
+        let wait = match self
+            .per_number
+            .reserve(&message.phone_number_id, MAX_INLINE_WAIT)
+        {
+            Ok(wait) => wait,
+            Err(wait) => {
+                self.refund_recipient(recipient_key.as_deref());
+                return Settlement::Defer { after: wait };
+            }
+        };
         tokio::time::sleep(wait).await;
+        if self.lease_running_out(delivery) {
+            // Started now, the send could outlive the lease and be made again by a redelivery.
+            tracing::warn!(message_id = %message.id, "too little of the lease left to send; deferring");
+            self.per_number.refund(&message.phone_number_id);
+            self.refund_recipient(recipient_key.as_deref());
+            return Settlement::Defer {
+                after: Duration::ZERO,
+            };
+        }
         if let Err(error) = self.store.mark_dispatching(&message.id).await {
-            return self.retry(delivery, error.to_string());
+            return self.store_failed(&message.id, error, delivery).await;
         }
         let body = with_callback_data(body, &message.id);
         match self
@@ -214,10 +260,9 @@ impl Dispatcher {
             )),
             _ => self.backoff(delivery.attempt),
         };
-        // Give up exactly when the queue would (attempts, or the retry window from the
+        // Give up whenever the queue would (attempts, or the retry window from the
         // first attempt), so the message is marked failed rather than left queued.
-        let out_of_retries =
-            delivery.attempt >= self.max_attempts || self.past_retry_window(delivery, after);
+        let out_of_retries = self.out_of_retries(delivery, after);
         let terminal = class == ErrorClass::Permanent || out_of_retries;
         tracing::warn!(message_id = id, code = error.code(), attempt = delivery.attempt, terminal, %error, "send failed");
         let record = error_record(&error, delivery.attempt);
@@ -226,7 +271,7 @@ impl Dispatcher {
             .record_send_error(id, record, terminal, error.maybe_delivered())
             .await
         {
-            return self.retry(delivery, store_error.to_string());
+            return self.store_failed(id, store_error, delivery).await;
         }
         if class == ErrorClass::Permanent {
             return Settlement::Ack;
@@ -245,12 +290,59 @@ impl Dispatcher {
         }
     }
 
-    /// Whether a retry after `after` would fall outside the retry window.
-    fn past_retry_window(&self, delivery: &Delivery, after: Duration) -> bool {
-        let retry_at = chrono::Utc::now().timestamp_millis() + after.as_millis() as i64;
-        retry_at - delivery.first_attempt_at_ms > self.max_retry_age.as_millis() as i64
+    /// A store failure: retried, or at the last attempt recorded (best effort) as
+    /// the message's failure, so it is not left queued once the queue gives up.
+    async fn store_failed(
+        &self,
+        id: &str,
+        error: zapfn_store::StoreError,
+        delivery: &Delivery,
+    ) -> Settlement {
+        let after = self.backoff(delivery.attempt);
+        if !self.out_of_retries(delivery, after) {
+            return Settlement::Retry {
+                after,
+                error: error.to_string(),
+            };
+        }
+        tracing::warn!(message_id = id, attempt = delivery.attempt, %error, "store failed at the last attempt; giving up");
+        let record = failure_record(&error.to_string(), delivery.attempt);
+        // Any mid-send mark stays: an earlier attempt may have reached Meta.
+        match self.store.record_send_error(id, record, true, true).await {
+            Ok(()) => Settlement::DeadLetter {
+                error: format!("gave up after {} attempts: {error}", delivery.attempt),
+            },
+            Err(_) => Settlement::Retry {
+                after,
+                error: error.to_string(),
+            },
+        }
     }
 
+    /// Whether the queue may give up on a retry after `after`. The window ends
+    /// [`GIVE_UP_MARGIN`] early, as the queue's own check comes later.
+    fn out_of_retries(&self, delivery: &Delivery, after: Duration) -> bool {
+        let margin = GIVE_UP_MARGIN.min(self.max_retry_age / 20);
+        let retry_at = chrono::Utc::now().timestamp_millis() + (after + margin).as_millis() as i64;
+        delivery.attempt >= self.max_attempts
+            || retry_at - delivery.first_attempt_at_ms > self.max_retry_age.as_millis() as i64
+    }
+
+    /// Whether less of the delivery's lease is left than a send needs (pushed
+    /// deliveries carry no lease: 0).
+    fn lease_running_out(&self, delivery: &Delivery) -> bool {
+        let left_ms = delivery.lease_until_ms - chrono::Utc::now().timestamp_millis();
+        delivery.lease_until_ms > 0 && left_ms < self.min_lease_left.as_millis() as i64
+    }
+
+    /// Gives back the recipient's pair-limit token of a send that did not happen.
+    fn refund_recipient(&self, recipient_key: Option<&str>) {
+        if let Some(key) = recipient_key {
+            self.per_recipient.refund(key);
+        }
+    }
+
+    /// Retries without a word on the message: its send reached Meta.
     fn retry(&self, delivery: &Delivery, error: String) -> Settlement {
         Settlement::Retry {
             after: self.backoff(delivery.attempt),
@@ -284,8 +376,11 @@ fn error_record(error: &CallError, attempt: u32) -> serde_json::Value {
             "http_status": http_status,
             "attempt": attempt,
         }),
-        other => {
-            json!({ "code": 0, "title": other.to_string(), "message": other.to_string(), "attempt": attempt })
-        }
+        other => failure_record(&other.to_string(), attempt),
     }
+}
+
+/// A failure that is not Meta's (transport, store), as recorded on the message.
+fn failure_record(message: &str, attempt: u32) -> serde_json::Value {
+    json!({ "code": 0, "title": message, "message": message, "attempt": attempt })
 }

@@ -31,12 +31,26 @@ impl Buckets {
 
     /// Takes a token now, or says how long until one is free (taking nothing).
     pub fn try_take(&self, key: &str) -> Result<(), Duration> {
-        self.take_at(key, Instant::now(), false).map(|_| ())
+        self.take_at(key, Instant::now(), Duration::ZERO)
+            .map(|_| ())
     }
 
-    /// Takes a token, borrowing from the future if need be: the caller must wait the returned time.
-    pub fn reserve(&self, key: &str) -> Duration {
-        self.take_at(key, Instant::now(), true).unwrap_or_default()
+    /// Takes a token, borrowing from the future if one is free within `max_wait`:
+    /// the caller must wait the returned time. Past that, takes nothing and says
+    /// how long until one is free.
+    pub fn reserve(&self, key: &str, max_wait: Duration) -> Result<Duration, Duration> {
+        self.take_at(key, Instant::now(), max_wait)
+    }
+
+    /// Gives back a token taken for a send that did not happen (never past capacity).
+    pub fn refund(&self, key: &str) {
+        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(bucket) = buckets.get_mut(key) {
+            let now = Instant::now();
+            bucket.tokens =
+                (refilled(bucket, now, self.capacity, self.interval) + 1.0).min(self.capacity);
+            bucket.at = now;
+        }
     }
 
     /// Empties the bucket so the next token comes after `wait` (e.g. after Meta's 131056).
@@ -52,7 +66,7 @@ impl Buckets {
         );
     }
 
-    fn take_at(&self, key: &str, now: Instant, borrow: bool) -> Result<Duration, Duration> {
+    fn take_at(&self, key: &str, now: Instant, max_wait: Duration) -> Result<Duration, Duration> {
         let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
         if buckets.len() > PRUNE_ABOVE {
             let (capacity, interval) = (self.capacity, self.interval);
@@ -71,7 +85,7 @@ impl Buckets {
         } else {
             Duration::ZERO
         };
-        if wait.is_zero() || borrow {
+        if wait <= max_wait {
             bucket.tokens -= 1.0;
             Ok(wait)
         } else {
@@ -103,17 +117,50 @@ mod tests {
         assert_eq!(buckets.try_take("b"), Ok(()), "other keys are independent");
     }
 
+    const INLINE: Duration = Duration::from_secs(2);
+
     #[test]
     fn reserve_borrows_and_spaces_out() {
         let buckets = Buckets::new(2, Duration::from_millis(100));
-        assert_eq!(buckets.reserve("n"), Duration::ZERO);
-        assert_eq!(buckets.reserve("n"), Duration::ZERO);
-        let third = buckets.reserve("n");
-        let fourth = buckets.reserve("n");
+        assert_eq!(buckets.reserve("n", INLINE), Ok(Duration::ZERO));
+        assert_eq!(buckets.reserve("n", INLINE), Ok(Duration::ZERO));
+        let third = buckets.reserve("n", INLINE).unwrap();
+        let fourth = buckets.reserve("n", INLINE).unwrap();
         assert!(
             third > Duration::from_millis(90) && fourth > Duration::from_millis(190),
             "{third:?} {fourth:?}"
         );
+    }
+
+    #[test]
+    fn reserve_past_the_longest_wait_takes_nothing() {
+        let buckets = Buckets::new(1, Duration::from_secs(1));
+        assert_eq!(buckets.reserve("n", INLINE), Ok(Duration::ZERO));
+        assert!(buckets.reserve("n", INLINE).is_ok(), "1 s to wait");
+        assert!(buckets.reserve("n", INLINE).is_ok(), "2 s to wait");
+        for _ in 0..10 {
+            let wait = buckets.reserve("n", INLINE).unwrap_err();
+            assert!(
+                wait > INLINE && wait <= Duration::from_secs(3),
+                "no debt piles up: {wait:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_refund_gives_a_token_back_up_to_capacity() {
+        let buckets = Buckets::new(2, Duration::from_secs(6));
+        buckets.try_take("a").unwrap();
+        buckets.try_take("a").unwrap();
+        assert!(buckets.try_take("a").is_err());
+        buckets.refund("a");
+        assert_eq!(buckets.try_take("a"), Ok(()), "the refunded token");
+        buckets.refund("a");
+        buckets.refund("a");
+        buckets.refund("a");
+        buckets.try_take("a").unwrap();
+        buckets.try_take("a").unwrap();
+        assert!(buckets.try_take("a").is_err(), "no more than capacity");
     }
 
     #[test]

@@ -19,7 +19,7 @@ use zapfn_store::{OutboundMessage, Store};
 use zapfn_whatsapp::errors::GraphError;
 use zapfn_whatsapp::graph::{CallError, GraphClient};
 
-/// Longest a link download or an upload may take: both within the queue's 60 s lease.
+/// Longest a link download or an upload may take: both within the dispatch lease.
 const TRANSFER_TIMEOUT: Duration = Duration::from_secs(25);
 /// Meta's code for a media that cannot be uploaded or sent.
 const MEDIA_ERROR: i64 = 131053;
@@ -103,7 +103,7 @@ impl MediaUploads {
         body: &Value,
     ) -> Result<(String, Value), CallError> {
         let object = body.pointer(&slot.pointer).cloned().unwrap_or(Value::Null);
-        let mut file = self.file(slot).await?;
+        let mut file = self.file(slot, &message.phone_number_id).await?;
         if slot.kind == MediaKind::Audio
             && object["voice"] == true
             && sniff(&file.bytes).map(|s| s.mime) != Some("audio/ogg")
@@ -140,8 +140,9 @@ impl MediaUploads {
         Ok((id, record))
     }
 
-    /// The bytes behind a media object, with the type they were labelled with.
-    async fn file(&self, slot: &Slot) -> Result<File, CallError> {
+    /// The bytes behind a media object, with the type they were labelled with
+    /// (a stored object only of a message of `phone_number_id`).
+    async fn file(&self, slot: &Slot, phone_number_id: &str) -> Result<File, CallError> {
         match &slot.source {
             Source::Link(link) => {
                 let fetched = self
@@ -173,6 +174,7 @@ impl MediaUploads {
                     .message(message_id)
                     .await
                     .map_err(transient)?
+                    .filter(|view| view.phone_number_id == phone_number_id)
                     .and_then(|view| view.media)
                     .unwrap_or(Value::Null);
                 let object = &media["object"];
@@ -181,7 +183,7 @@ impl MediaUploads {
                     .filter(|_| object["status"] == "done");
                 let Some(key) = key.and_then(|key| BlobKey::new(key).ok()) else {
                     return Err(refused(format!(
-                        "{}: message {message_id} has no stored media",
+                        "{}: message {message_id} of this number has no stored media",
                         slot.field()
                     )));
                 };

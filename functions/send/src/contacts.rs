@@ -118,8 +118,12 @@ impl Contact {
     }
 }
 
-/// A `wa_id` as Meta writes it (digits; `+`, spaces and dashes are dropped), or 400.
+/// A `wa_id` as Meta writes it (digits; `+`, spaces and dashes are dropped) or a
+/// business-scoped user id (`US.…`), or 400.
 fn valid_wa_id(text: &str) -> Result<String, Problem> {
+    if zapfn_whatsapp::is_user_id(text) {
+        return Ok(text.to_owned());
+    }
     let wa_id = zapfn_whatsapp::wa_id(text);
     let allowed = text
         .chars()
@@ -127,7 +131,8 @@ fn valid_wa_id(text: &str) -> Result<String, Problem> {
     if !allowed || !(1..=32).contains(&wa_id.len()) {
         return Err(Problem::new(
             StatusCode::BAD_REQUEST,
-            "wa_id must be the contact's phone number in international format (digits)",
+            "wa_id must be the contact's phone number in international format (digits) \
+             or its business-scoped user id (US.…)",
         )
         .with_field("wa_id"));
     }

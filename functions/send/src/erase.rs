@@ -34,6 +34,7 @@ pub struct Counts {
     pub status_events: u64,
     pub conversations: u64,
     pub events: u64,
+    pub raw_events: u64,
     pub media_objects: u64,
 }
 
@@ -51,6 +52,7 @@ pub fn counts(deleted: &Erased, media_objects: u64) -> Counts {
         status_events: deleted.status_events,
         conversations: deleted.conversations,
         events: deleted.events,
+        raw_events: deleted.raw_events,
         media_objects,
     }
 }

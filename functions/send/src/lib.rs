@@ -119,12 +119,17 @@ async fn send_message(
     })?;
     let request = send::validate(&body).map_err(MetaError::from)?;
     refuse_private_links(&body, context.config.allow_private_media_hosts)?;
+    refuse_other_numbers_media(&context, &body, &phone_number_id).await?;
     let group = body.get("recipient_type").and_then(Value::as_str) == Some("group");
     if request.needs_service_window && !group {
         if let Some(to) = &request.to {
             ensure_window_open(&context, &phone_number_id, to).await?;
         }
     }
+    let contacts = request
+        .to
+        .as_deref()
+        .map(|to| send::contacts_answer(&body, to));
     let idempotency_key = headers
         .get("idempotency-key")
         .map(|value| value.to_str().map(str::to_owned))
@@ -143,10 +148,6 @@ async fn send_message(
         })
         .await
         .map_err(MetaError::from)?;
-    let contacts = request
-        .to
-        .as_ref()
-        .map(|to| json!([{ "input": to, "wa_id": zapfn_whatsapp::wa_id(to) }]));
     let answer = json!({
         "messaging_product": "whatsapp",
         "id": enqueued.id,
@@ -171,6 +172,32 @@ fn refuse_private_links(body: &Value, allow_private: bool) -> Result<(), MetaErr
         if let zapfn_media::outbound::Source::Link(link) = &slot.source {
             zapfn_media::link::check_link(link, allow_private)
                 .map_err(|error| MetaError::invalid(slot.field(), error.to_string()))?;
+        }
+    }
+    Ok(())
+}
+
+/// 400 for a media object naming (by zapfn message id) a message that is not
+/// one of this business number's: a key for one number must not send another
+/// number's media. Unknown and foreign ids get the same answer.
+async fn refuse_other_numbers_media(
+    context: &Context,
+    body: &Value,
+    phone_number_id: &str,
+) -> Result<(), MetaError> {
+    for slot in zapfn_media::outbound::slots(body) {
+        if let zapfn_media::outbound::Source::Stored(message_id) = &slot.source {
+            let message = context
+                .store
+                .message(message_id)
+                .await
+                .map_err(MetaError::from)?;
+            if message.is_none_or(|message| message.phone_number_id != phone_number_id) {
+                return Err(MetaError::invalid(
+                    slot.field(),
+                    format!("{message_id} is not a message of business number {phone_number_id}"),
+                ));
+            }
         }
     }
     Ok(())

@@ -47,7 +47,6 @@ pub struct RetentionReport {
     /// What was older than this (Unix seconds) was deleted.
     pub cutoff: Option<i64>,
     pub deleted: Counts,
-    pub raw_events: u64,
     /// False when the run stopped at its time budget with more to delete.
     pub complete: bool,
 }
@@ -59,7 +58,6 @@ pub async fn run(context: &Context, budget: Duration) -> Result<RetentionReport,
             retention_days: None,
             cutoff: None,
             deleted: erase::counts(&Erased::default(), 0),
-            raw_events: 0,
             complete: true,
         });
     };
@@ -101,7 +99,6 @@ pub async fn run(context: &Context, budget: Duration) -> Result<RetentionReport,
         retention_days: Some(days),
         cutoff: Some(cutoff),
         deleted: erase::counts(&deleted, objects),
-        raw_events: deleted.raw_events,
         complete,
     })
 }

@@ -74,9 +74,14 @@ pub async fn handle(store: &dyn Store, rules: &Rules, delivery: &Delivery) -> Re
         (None, Some(text)) => Input::Text(text),
         (None, None) => return Ok(()),
     };
-    let Some(body) = rules.reply(&input, &event.from) else {
+    // A message written in a group is answered in the group.
+    let to = event.group_id.clone().unwrap_or(event.from);
+    let Some(mut body) = rules.reply(&input, &to) else {
         return Ok(());
     };
+    if event.group_id.is_some() {
+        body["recipient_type"] = Value::from("group");
+    }
     let preview = body
         .pointer("/text/body")
         .or_else(|| body.pointer("/interactive/body/text"))
@@ -85,7 +90,7 @@ pub async fn handle(store: &dyn Store, rules: &Rules, delivery: &Delivery) -> Re
     store
         .enqueue_send(NewOutbound {
             phone_number_id: event.phone_number_id,
-            to: Some(event.from),
+            to: Some(to),
             message_type: body["type"].as_str().unwrap_or("text").to_owned(),
             preview,
             context_message_id: None,

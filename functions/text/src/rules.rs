@@ -123,7 +123,13 @@ fn body_for(reply: &Value, to: &str) -> Value {
     if let Some(object) = body.as_object_mut() {
         object.insert("messaging_product".into(), json!("whatsapp"));
         object.insert("recipient_type".into(), json!("individual"));
-        object.insert("to".into(), json!(to));
+        // A customer known only by a business-scoped user id has no number to send to.
+        let key = if zapfn_whatsapp::is_user_id(to) {
+            "recipient"
+        } else {
+            "to"
+        };
+        object.insert(key.into(), json!(to));
     }
     body
 }
@@ -156,6 +162,16 @@ mod tests {
         assert!(rules
             .reply(&Input::ReplyId("nope".into()), "5511")
             .is_none());
+    }
+
+    #[test]
+    fn a_customer_known_by_user_id_is_answered_through_recipient() {
+        let menu = Rules::builtin()
+            .reply(&Input::Text("oi".into()), "US.13491208655302741918")
+            .unwrap();
+        assert_eq!(menu["recipient"], "US.13491208655302741918");
+        assert!(menu.get("to").is_none());
+        assert!(zapfn_whatsapp::send::validate(&menu).is_ok());
     }
 
     #[test]
