@@ -19,7 +19,7 @@ lint: ## cargo fmt --check and clippy with warnings as errors
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 unit: test-deps ## all tests (unit, loopback integration, crash recovery; the emulator suites too when `make emulators` is up)
-	if f=$$(bash scripts/emulators.sh env 2>/dev/null); then . "$$f"; fi; $(CARGO) test --workspace
+	if f=$$(bash scripts/emulators.sh env 2>/dev/null); then . "$$f"; fi; $(CARGO) test --workspace --no-fail-fast
 
 test-deps: ## install (apt) the tools the tests run for real: ffmpeg, tesseract, pocketsphinx, espeak-ng, poppler, ImageMagick
 	bash scripts/test-deps.sh
