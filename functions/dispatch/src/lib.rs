@@ -95,10 +95,10 @@ impl Dispatcher {
                 context.graph.clone(),
                 config.allow_private_media_hosts,
             ),
-            per_number: Buckets::new(
-                config.rate_limit,
-                Duration::from_secs(1) / config.rate_limit,
-            ),
+            // Paced, not bursty: a bucket of one token refilled every 1/rate s.
+            // A full bucket of `rate` tokens would let twice the rate out in
+            // the first second of a burst.
+            per_number: Buckets::new(1, Duration::from_secs(1) / config.rate_limit),
             per_recipient: Buckets::new(config.pair_burst, config.pair_interval),
             max_attempts: config.max_attempts,
             max_retry_age: config.max_retry_age,
