@@ -24,6 +24,10 @@
 #   secrets        keys of local.secrets mounted as environment variables
 #   env            environment variables of this function only (local.common_env: all)
 #   variant        image variant built by the Dockerfile: slim, or media (with packages)
+#   timeout        request timeout (s); a media function's covers its longest run, the lease
+#                  its code states (infra/checks/tests/timeouts.rs). Pub/Sub redelivers a
+#                  push left unanswered for 600 s (its longest ack deadline): a longer run
+#                  may be repeated, and its redelivery changes nothing stored (README).
 
 locals {
   media_types = ["image", "sticker", "audio", "video", "document"]
@@ -92,7 +96,7 @@ locals {
     media-fetch = {
       memory        = "512Mi"
       concurrency   = 20
-      timeout       = 300
+      timeout       = 540
       secrets       = ["access-token", "app-secret", "verify-token"]
       bucket        = "write"
       subscriptions = { messages = join(" OR ", [for t in local.media_types : "attributes.message_type = \"${t}\""]) }
@@ -116,7 +120,7 @@ locals {
       memory         = "2Gi"
       concurrency    = 2
       max            = 10
-      timeout        = 600
+      timeout        = 1200
       publishes      = ["transcripts"]
       bucket         = "read"
       storage_events = true
@@ -128,7 +132,7 @@ locals {
       memory         = "2Gi"
       concurrency    = 2
       max            = 10
-      timeout        = 900
+      timeout        = 1320
       bucket         = "write"
       storage_events = true
     }

@@ -6,6 +6,7 @@
 //! so the text function answers a voice note as it answers typed text.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::json;
 use zapfn_mediatools::processor::{transcribe, transcribe_steps, Done, Failure, Job, Processor};
@@ -13,11 +14,17 @@ use zapfn_mediatools::{ffmpeg, MediaConfig, SpeechEngine};
 use zapfn_runtime::{Context, Function, Subscription};
 use zapfn_store::{topics, Delivery, MessageEvent, NewEvent, Settlement};
 
+/// The longest a run takes with `config`: the delivery's lease, and what the
+/// deployed service's request timeout must allow. A run waits on at most the
+/// probe and the transcription's tool runs and service calls.
+pub fn lease(config: &MediaConfig) -> Duration {
+    config.lease(1 + transcribe_steps(config))
+}
+
 /// The audio function, with the speech engine the environment names.
 pub fn function(context: &Context) -> Function {
     let config = MediaConfig::from_env_or_defaults();
-    // Tool runs and service calls a run waits on, at most: the probe and the transcription.
-    let lease = config.lease(1 + transcribe_steps(&config));
+    let lease = lease(&config);
     let audio = AudioProcessor::new(context, config);
     Function::events(
         "media-audio",

@@ -4,6 +4,7 @@
 //! filename, pages?, text?, text_truncated?, ...}`.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::json;
 use zapfn_mediatools::processor::{Done, Failure, Job, Processor};
@@ -19,10 +20,16 @@ const MAX_TEXT_CHARS: usize = 20_000;
 /// Tool runs a run waits on, at most: `pdfinfo` and `pdftotext`.
 const STEPS: u32 = 2;
 
+/// The longest a run takes with `config`'s tool timeout: the delivery's lease,
+/// and what the deployed service's request timeout must allow.
+pub fn lease(config: &MediaConfig) -> Duration {
+    config.lease(STEPS)
+}
+
 /// The document function.
 pub fn function(context: &Context) -> Function {
     let config = MediaConfig::from_env_or_defaults();
-    let lease = config.lease(STEPS);
+    let lease = lease(&config);
     let documents = DocumentProcessor::new(context, config);
     Function::events(
         "media-document",

@@ -46,7 +46,7 @@ const CONCURRENCY: usize = 8;
 /// The media-fetch function.
 pub fn function(context: &Context) -> Function {
     let fetcher = Arc::new(Fetcher::new(context));
-    let lease = run_budget(context.config.graph_timeout) + LEASE_MARGIN;
+    let lease = lease(context.config.graph_timeout);
     Function::events(
         "media-fetch",
         vec![
@@ -58,6 +58,13 @@ pub fn function(context: &Context) -> Function {
             .with_lease(lease),
         ],
     )
+}
+
+/// A delivery's lease: longer than a run ([`run_budget`]), so a second run
+/// meanwhile cannot overwrite `done`; what the deployed service's request
+/// timeout must allow.
+pub fn lease(graph_timeout: Duration) -> Duration {
+    run_budget(graph_timeout) + LEASE_MARGIN
 }
 
 /// The longest handling one delivery takes with Graph API calls bounded by

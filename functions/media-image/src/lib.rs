@@ -8,6 +8,7 @@ pub mod decode;
 pub mod thumbnail;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::{json, Value};
 use zapfn_mediatools::processor::{Done, Failure, Job, Processor};
@@ -22,10 +23,16 @@ const MAX_OCR_CHARS: usize = 20_000;
 /// and Cloud Vision's request (decoding and the thumbnail are in process).
 const STEPS: u32 = 2;
 
+/// The longest a run takes with `config`'s tool timeout: the delivery's lease,
+/// and what the deployed service's request timeout must allow.
+pub fn lease(config: &MediaConfig) -> Duration {
+    config.lease(STEPS)
+}
+
 /// The image function, with the OCR engine the environment names.
 pub fn function(context: &Context) -> Function {
     let config = MediaConfig::from_env_or_defaults();
-    let lease = config.lease(STEPS);
+    let lease = lease(&config);
     let image = ImageProcessor {
         processor: processor(context),
         ocr: Arc::new(OcrEngine::from_config(&config)),

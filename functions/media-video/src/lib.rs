@@ -4,6 +4,7 @@
 //! duration_s, width, height, poster_key, transcript?, language?, ...}`.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::json;
 use zapfn_mediatools::processor::{transcribe, transcribe_steps, Done, Failure, Job, Processor};
@@ -14,12 +15,17 @@ use zapfn_store::{topics, Delivery, Settlement};
 /// Where the poster frame is taken, at most (half-way in shorter videos).
 const POSTER_AT_S: f64 = 1.0;
 
+/// The longest a run takes with `config`: the delivery's lease, and what the
+/// deployed service's request timeout must allow. A run waits on at most the
+/// probe, the poster frame and the transcription's tool runs and service calls.
+pub fn lease(config: &MediaConfig) -> Duration {
+    config.lease(2 + transcribe_steps(config))
+}
+
 /// The video function, with the speech engine the environment names.
 pub fn function(context: &Context) -> Function {
     let config = MediaConfig::from_env_or_defaults();
-    // Tool runs and service calls a run waits on, at most: the probe, the poster
-    // frame and the transcription.
-    let lease = config.lease(2 + transcribe_steps(&config));
+    let lease = lease(&config);
     let video = VideoProcessor::new(context, config);
     Function::events(
         "media-video",
