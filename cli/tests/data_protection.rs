@@ -344,3 +344,73 @@ async fn a_customer_known_by_user_id_is_exported_and_erased_by_it() {
     assert_eq!(status, 200, "{erased}");
     assert!(system.message(&wamid).await.is_none(), "erased");
 }
+
+/// `wa_id` calls business number `pnid` (a `calls` webhook: kept raw).
+async fn customer_calls(system: &System, pnid: &str, wa_id: &str, call_id: &str) {
+    let body = json!({
+        "object": "whatsapp_business_account",
+        "entry": [{"id": "102290129340398", "changes": [{"field": "calls", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "15550783881", "phone_number_id": pnid},
+            "contacts": [{"wa_id": wa_id, "profile": {"name": "Cliente"}}],
+            "calls": [{"id": call_id, "from": wa_id, "to": "15550783881",
+                       "event": "connect", "timestamp": "1767225600"}],
+        }}]}],
+    });
+    assert_eq!(system.post_webhook(body.to_string().as_bytes()).await, 200);
+}
+
+#[tokio::test]
+async fn a_contacts_calls_are_exported_and_erased_with_it() {
+    let system = common::start(&[]).await;
+    customer_writes(&system, PHONE_NUMBER_ID, ANA, "vou ligar", Duration::ZERO).await;
+    customer_calls(&system, PHONE_NUMBER_ID, ANA, "wacid.ANA1").await;
+    customer_calls(&system, PHONE_NUMBER_ID, BIA, "wacid.BIA1").await;
+
+    let export_path = format!("/v1/contacts/{ANA}/export?phone_number_id={PHONE_NUMBER_ID}");
+    let (status, export) = call(&system, API_KEY, Method::GET, &export_path).await;
+    assert_eq!(status, 200, "{export}");
+    let raw_events = export["raw_events"].as_array().unwrap();
+    assert_eq!(raw_events.len(), 1, "Ana's call, not Bia's: {export}");
+    assert_eq!(raw_events[0]["kind"], "calls");
+    assert_eq!(raw_events[0]["phone_number_id"], PHONE_NUMBER_ID);
+    assert_eq!(
+        raw_events[0]["raw"]["value"]["calls"][0]["id"],
+        "wacid.ANA1"
+    );
+
+    // A caller who never wrote: exported by their call alone.
+    let (status, bia) = call(
+        &system,
+        API_KEY,
+        Method::GET,
+        &format!("/v1/contacts/{BIA}/export?phone_number_id={PHONE_NUMBER_ID}"),
+    )
+    .await;
+    assert_eq!(status, 200, "{bia}");
+    assert_eq!(bia["conversations"], json!([]));
+    assert_eq!(bia["phone_number_ids"], json!([PHONE_NUMBER_ID]));
+    assert_eq!(
+        bia["raw_events"][0]["raw"]["value"]["calls"][0]["id"],
+        "wacid.BIA1"
+    );
+
+    let erase_path = format!("/v1/contacts/{ANA}?phone_number_id={PHONE_NUMBER_ID}");
+    let (status, erased) = call(&system, API_KEY, Method::DELETE, &erase_path).await;
+    assert_eq!(status, 200, "{erased}");
+    assert_eq!(erased["deleted"]["raw_events"], 1, "{erased}");
+    let (status, _) = call(&system, API_KEY, Method::GET, &export_path).await;
+    assert_eq!(status, 404, "nothing left about Ana");
+    let (_, bia) = call(
+        &system,
+        API_KEY,
+        Method::GET,
+        &format!("/v1/contacts/{BIA}/export?phone_number_id={PHONE_NUMBER_ID}"),
+    )
+    .await;
+    assert_eq!(
+        bia["raw_events"].as_array().map(Vec::len),
+        Some(1),
+        "Bia's call stays"
+    );
+}

@@ -4,12 +4,15 @@
 //! ```text
 //! {"format": "zapfn-contact-export/1", "wa_id": "...", "exported_at": <unix s>,
 //!  "phone_number_ids": ["..."],
-//!  "conversations": [{"conversation": {...}, "messages": [{message}, ...]}, ...]}
+//!  "conversations": [{"conversation": {...}, "messages": [{message}, ...]}, ...],
+//!  "raw_events": [{"phone_number_id", "kind", "received_at", "raw"}, ...]}
 //! ```
 //!
 //! Messages are the read API's views (status history, media metadata with its
 //! processors' annotations such as transcripts and OCR text, the raw object),
-//! newest first. A store failure after the first byte cannot change the status
+//! newest first. Raw events are the webhook content naming the contact that is
+//! not a message or a status (calls, values kept for a user id or username),
+//! as Meta sent it, oldest first: what erasure deletes with the contact. A store failure after the first byte cannot change the status
 //! any more: the body is cut short instead, so a client never takes a partial
 //! export for a whole one (the JSON does not close).
 
@@ -19,7 +22,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use tokio::sync::mpsc;
 use zapfn_runtime::{Context, Problem};
-use zapfn_store::{Conversation, PageRequest};
+use zapfn_store::{Conversation, PageRequest, StoredRawEvent};
 
 use crate::contacts::{not_found, Contact};
 
@@ -33,12 +36,13 @@ type Chunk = Result<Bytes, std::io::Error>;
 /// 200 with the streamed export, or 404 when nothing is stored about the contact.
 pub async fn respond(context: Context, contact: Contact) -> Result<Response, Problem> {
     let conversations = contact.conversations(&context).await?;
-    if conversations.is_empty() {
+    let raw_events = raw_events(&context, &contact, &conversations).await?;
+    if conversations.is_empty() && raw_events.is_empty() {
         return Err(not_found(&contact.wa_id));
     }
     let (sender, receiver) = mpsc::channel::<Chunk>(4);
     tokio::spawn(async move {
-        if let Err(error) = write(&context, &contact, conversations, &sender).await {
+        if let Err(error) = write(&context, &contact, conversations, raw_events, &sender).await {
             tracing::error!(%error, "contact export cut short");
             let _ = sender.send(Err(std::io::Error::other(error))).await;
         }
@@ -59,6 +63,34 @@ pub async fn respond(context: Context, contact: Contact) -> Result<Response, Pro
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response)
+}
+
+/// The raw events naming the contact on the numbers it covers and those of its
+/// conversations (the numbers erasure goes through).
+async fn raw_events(
+    context: &Context,
+    contact: &Contact,
+    conversations: &[Conversation],
+) -> Result<Vec<StoredRawEvent>, Problem> {
+    let mut numbers: Vec<&str> = contact
+        .numbers
+        .iter()
+        .flatten()
+        .map(String::as_str)
+        .collect();
+    numbers.extend(conversations.iter().map(|c| c.phone_number_id.as_str()));
+    numbers.sort_unstable();
+    numbers.dedup();
+    let mut events = Vec::new();
+    for pnid in numbers {
+        events.extend(
+            context
+                .store
+                .raw_events_naming(pnid, &contact.wa_id)
+                .await?,
+        );
+    }
+    Ok(events)
 }
 
 /// Why an export stopped: the store failed, or the client went away.
@@ -83,11 +115,13 @@ async fn write(
     context: &Context,
     contact: &Contact,
     conversations: Vec<Conversation>,
+    raw_events: Vec<StoredRawEvent>,
     sender: &mpsc::Sender<Chunk>,
 ) -> Result<(), Stopped> {
     let mut numbers: Vec<&str> = conversations
         .iter()
         .map(|c| c.phone_number_id.as_str())
+        .chain(raw_events.iter().map(|e| e.phone_number_id.as_str()))
         .collect();
     numbers.sort_unstable();
     numbers.dedup();
@@ -145,5 +179,9 @@ async fn write(
         }
         send(sender, "]}").await?;
     }
-    send(sender, "]}").await
+    send(
+        sender,
+        format!("],\"raw_events\":{}}}", serde_json::to_string(&raw_events)?),
+    )
+    .await
 }

@@ -246,6 +246,7 @@ macro_rules! conformance_tests {
             audit_log_keeps_entries_newest_first,
             erasing_a_contact_deletes_messages_histories_events_and_conversation,
             erasing_a_contact_deletes_the_raw_events_that_name_it,
+            a_contacts_raw_events_are_listed_for_export,
             erasing_what_is_not_stored_deletes_nothing,
             retention_lists_old_messages_and_purges_what_they_leave_behind,
             an_accepted_webhook_is_readable_right_after_and_stored_once,

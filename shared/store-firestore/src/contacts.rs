@@ -15,7 +15,7 @@ use firestore::gcloud_sdk::google::firestore::v1::Document;
 use firestore::FirestoreDb;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use zapfn_store::{topics, Erased, Result, StoredMessage};
+use zapfn_store::{topics, Erased, Result, StoredMessage, StoredRawEvent};
 
 use crate::error::store_error;
 use crate::layout::{collections, keyed_event_id, DocRef, Layout};
@@ -95,13 +95,14 @@ async fn unkeyed_and_dead(
     Ok((events, dead))
 }
 
-/// The raw events of a number whose JSON names the contact (`"<wa_id>"`).
+/// The raw events of a number whose JSON names the contact (`"<wa_id>"`),
+/// with their documents.
 async fn raw_events_naming(
     db: &FirestoreDb,
     layout: &Layout,
     phone_number_id: &str,
     wa_id: &str,
-) -> Result<Vec<DocRef>> {
+) -> Result<Vec<(DocRef, RawEventDoc)>> {
     let needle = zapfn_store::quoted(wa_id);
     let docs: Vec<Document> = db
         .fluent()
@@ -116,7 +117,7 @@ async fn raw_events_naming(
     for doc in &docs {
         let event: RawEventDoc = decode(doc)?;
         if event.raw.contains(&needle) {
-            naming.push(layout.raw_event(doc_id(doc)));
+            naming.push((layout.raw_event(doc_id(doc)), event));
         }
     }
     Ok(naming)
@@ -136,6 +137,30 @@ async fn delete_existing<T: DeserializeOwned>(tx: &mut Tx, docs: &[DocRef]) -> R
 }
 
 impl FirestoreStore {
+    /// See `Store::raw_events_naming`: oldest first (by receipt, then id).
+    pub(crate) async fn contact_raw_events(
+        &self,
+        phone_number_id: &str,
+        wa_id: &str,
+    ) -> Result<Vec<StoredRawEvent>> {
+        let mut naming =
+            raw_events_naming(self.db(), self.layout(), phone_number_id, wa_id).await?;
+        naming.sort_by(|(a_doc, a), (b_doc, b)| {
+            (a.received_at, &a_doc.id).cmp(&(b.received_at, &b_doc.id))
+        });
+        Ok(naming
+            .into_iter()
+            .map(|(_, event)| {
+                StoredRawEvent::new(
+                    event.phone_number_id.unwrap_or_default(),
+                    event.kind,
+                    event.received_at,
+                    &event.raw,
+                )
+            })
+            .collect())
+    }
+
     /// See `Store::erase_messages`.
     pub(crate) async fn erase_message_docs(&self, ids: &[String]) -> Result<Erased> {
         let layout = self.layout();
@@ -211,7 +236,11 @@ impl FirestoreStore {
                     || field(payload, "recipient_id") == Some(wa_id))
         })
         .await?;
-        let raw = raw_events_naming(db, layout, phone_number_id, wa_id).await?;
+        let raw: Vec<DocRef> = raw_events_naming(db, layout, phone_number_id, wa_id)
+            .await?
+            .into_iter()
+            .map(|(doc, _)| doc)
+            .collect();
         let key = format!("{phone_number_id}:{wa_id}");
         let names = TOPICS
             .iter()

@@ -153,7 +153,7 @@ use rand::Rng;
 use zapfn_store::{
     topics, ApiKey, AuditEntry, Conversation, ConversationQuery, Delivery, Enqueued, Erased,
     IngestReport, MessageView, NewEvent, NewOutbound, OutboundMessage, Page, PageRequest,
-    QueueDepths, Result, Settlement, Store, StoreError, StoredMessage,
+    QueueDepths, Result, Settlement, Store, StoreError, StoredMessage, StoredRawEvent,
 };
 use zapfn_whatsapp::webhook::{Notification, StatusUpdate};
 
@@ -739,6 +739,14 @@ impl Store for FirestoreStore {
     async fn erase_conversation(&self, phone_number_id: &str, wa_id: &str) -> Result<Erased> {
         self.erase_contact_conversation(phone_number_id, wa_id)
             .await
+    }
+
+    async fn raw_events_naming(
+        &self,
+        phone_number_id: &str,
+        wa_id: &str,
+    ) -> Result<Vec<StoredRawEvent>> {
+        self.contact_raw_events(phone_number_id, wa_id).await
     }
 
     async fn messages_before(&self, before: i64, limit: usize) -> Result<Vec<StoredMessage>> {

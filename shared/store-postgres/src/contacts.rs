@@ -3,7 +3,7 @@
 //! call is one bounded step in one transaction (the caller batches).
 
 use deadpool_postgres::GenericClient;
-use zapfn_store::{Erased, StoredMessage};
+use zapfn_store::{Erased, StoredMessage, StoredRawEvent};
 
 use crate::db::{execute, json, query, DbResult};
 
@@ -84,6 +84,24 @@ pub(crate) async fn erase_conversation(
         raw_events,
         ..Erased::default()
     })
+}
+
+/// The raw events of a number whose JSON names the contact, oldest first.
+pub(crate) async fn raw_events_naming(
+    db: &impl GenericClient,
+    phone_number_id: &str,
+    wa_id: &str,
+) -> DbResult<Vec<StoredRawEvent>> {
+    Ok(query(
+        db,
+        "SELECT phone_number_id, kind, received_at, raw FROM raw_events
+         WHERE phone_number_id = $1 AND strpos(raw, $2) > 0 ORDER BY id",
+        &[&phone_number_id, &zapfn_store::quoted(wa_id)],
+    )
+    .await?
+    .iter()
+    .map(|row| StoredRawEvent::new(row.get(0), row.get(1), row.get(2), row.get(3)))
+    .collect())
 }
 
 /// Up to `limit` messages whose timestamp is before `before` (Unix seconds).

@@ -358,6 +358,16 @@ impl Store for PostgresStore {
         ))
     }
 
+    async fn raw_events_naming(
+        &self,
+        phone_number_id: &str,
+        wa_id: &str,
+    ) -> Result<Vec<StoredRawEvent>> {
+        let (pnid, wa_id) = (storable_text(phone_number_id), storable_text(wa_id));
+        let client = self.pool.get().await.map_err(Failure::from)?;
+        Ok(contacts::raw_events_naming(&client, &pnid, &wa_id).await?)
+    }
+
     async fn messages_before(&self, before: i64, limit: usize) -> Result<Vec<StoredMessage>> {
         let client = self.pool.get().await.map_err(Failure::from)?;
         Ok(contacts::messages_before(&client, before, limit).await?)

@@ -18,6 +18,32 @@ pub struct StoredMessage {
     pub timestamp: i64,
 }
 
+/// A raw webhook event as stored (content that is not a message or a status:
+/// a call, a value kept for what zapfn does not index), for a contact's export.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StoredRawEvent {
+    pub phone_number_id: String,
+    /// What it is: the change's field (`calls`, …) or why it was kept raw.
+    pub kind: String,
+    /// Unix seconds.
+    pub received_at: i64,
+    /// Meta's JSON as received.
+    pub raw: Value,
+}
+
+impl StoredRawEvent {
+    /// The event with its stored text as JSON (kept as a string if it is not JSON).
+    pub fn new(phone_number_id: String, kind: String, received_at: i64, raw: &str) -> Self {
+        let raw = serde_json::from_str(raw).unwrap_or_else(|_| Value::String(raw.to_owned()));
+        StoredRawEvent {
+            phone_number_id,
+            kind,
+            received_at,
+            raw,
+        }
+    }
+}
+
 impl StoredMessage {
     /// The blob store keys of the message's media objects (the original and every
     /// derived file): the strings under `media` that name an object of this

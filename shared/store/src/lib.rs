@@ -247,6 +247,15 @@ pub trait Store: Send + Sync + 'static {
     /// call, a value kept for its user id or username), whole.
     async fn erase_conversation(&self, phone_number_id: &str, wa_id: &str) -> Result<Erased>;
 
+    /// The raw events of `phone_number_id` whose JSON names the contact
+    /// (`"<wa_id>"`), oldest first (to the second): what
+    /// [`Store::erase_conversation`] deletes with the contact, for its export.
+    async fn raw_events_naming(
+        &self,
+        phone_number_id: &str,
+        wa_id: &str,
+    ) -> Result<Vec<StoredRawEvent>>;
+
     /// Up to `limit` messages whose `timestamp` is before `before` (Unix
     /// seconds), in no particular order: what retention deletes next.
     async fn messages_before(&self, before: i64, limit: usize) -> Result<Vec<StoredMessage>>;

@@ -264,21 +264,78 @@ pub async fn retention_lists_old_messages_and_purges_what_they_leave_behind(back
     assert_eq!(conversation_count(store, PNID, JOAO).await, 1);
 }
 
+/// A `calls` webhook of call `id` from `from` to PNID: a raw event naming the caller.
+fn call(id: &str, from: &str) -> serde_json::Value {
+    json!({
+        "object": "whatsapp_business_account",
+        "entry": [{"id": "1", "changes": [{"field": "calls", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": {"phone_number_id": PNID},
+            "contacts": [{"wa_id": from, "profile": {"name": "Cliente"}}],
+            "calls": [{"id": id, "from": from, "event": "connect"}],
+        }}]}],
+    })
+}
+
+pub async fn a_contacts_raw_events_are_listed_for_export(backend: Backend) {
+    let store = backend.store().await;
+    assert!(store
+        .raw_events_naming(PNID, MARIA)
+        .await
+        .unwrap()
+        .is_empty());
+    for (id, from) in [("wacid.1", MARIA), ("wacid.2", JOAO), ("wacid.3", MARIA)] {
+        store.ingest(parse_json(&call(id, from))).await.unwrap();
+    }
+    let marias = store.raw_events_naming(PNID, MARIA).await.unwrap();
+    assert_eq!(marias.len(), 2, "{marias:?}");
+    for event in &marias {
+        assert_eq!(
+            (event.phone_number_id.as_str(), event.kind.as_str()),
+            (PNID, "calls")
+        );
+        assert_eq!(
+            event.raw["value"]["calls"][0]["from"], MARIA,
+            "the change as Meta sent it"
+        );
+        assert!(
+            event.received_at > 1_700_000_000,
+            "Unix seconds: {}",
+            event.received_at
+        );
+    }
+    let call_ids: BTreeSet<&str> = marias
+        .iter()
+        .filter_map(|e| e.raw["value"]["calls"][0]["id"].as_str())
+        .collect();
+    assert_eq!(call_ids, BTreeSet::from(["wacid.1", "wacid.3"]));
+    assert_eq!(store.raw_events_naming(PNID, JOAO).await.unwrap().len(), 1);
+    assert!(
+        store
+            .raw_events_naming(PNID_2, MARIA)
+            .await
+            .unwrap()
+            .is_empty(),
+        "only the number's own raw events"
+    );
+    store.erase_conversation(PNID, MARIA).await.unwrap();
+    assert!(
+        store
+            .raw_events_naming(PNID, MARIA)
+            .await
+            .unwrap()
+            .is_empty(),
+        "erased"
+    );
+}
+
 pub async fn erasing_a_contact_deletes_the_raw_events_that_name_it(backend: Backend) {
     let store = backend.store().await;
-    let call = |from: &str| {
-        json!({
-            "object": "whatsapp_business_account",
-            "entry": [{"id": "1", "changes": [{"field": "calls", "value": {
-                "messaging_product": "whatsapp",
-                "metadata": {"phone_number_id": PNID},
-                "contacts": [{"wa_id": from, "profile": {"name": "Cliente"}}],
-                "calls": [{"id": "wacid.1", "from": from, "event": "connect"}],
-            }}]}],
-        })
-    };
     for from in [MARIA, JOAO] {
-        let report = store.ingest(parse_json(&call(from))).await.unwrap();
+        let report = store
+            .ingest(parse_json(&call("wacid.1", from)))
+            .await
+            .unwrap();
         assert_eq!(report.raw_events, 1);
     }
     let erased = store.erase_conversation(PNID, MARIA).await.unwrap();

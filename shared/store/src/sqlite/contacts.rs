@@ -5,7 +5,7 @@
 use rusqlite::{params, Connection, Row};
 use serde_json::Value;
 
-use crate::erasure::{Erased, StoredMessage};
+use crate::erasure::{Erased, StoredMessage, StoredRawEvent};
 use crate::Result;
 
 /// The ids as a JSON array, for `json_each`.
@@ -92,6 +92,28 @@ pub(crate) fn erase_conversation(
         raw_events: raw_events as u64,
         ..Erased::default()
     })
+}
+
+/// The raw events of a number whose JSON names the contact, oldest first.
+pub(crate) fn raw_events_naming(
+    conn: &Connection,
+    phone_number_id: &str,
+    wa_id: &str,
+) -> Result<Vec<StoredRawEvent>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT phone_number_id, kind, received_at, raw FROM raw_events
+             WHERE phone_number_id = ?1 AND instr(raw, ?2) > 0 ORDER BY id",
+        )?
+        .query_map(params![phone_number_id, crate::quoted(wa_id)], |row| {
+            Ok(StoredRawEvent::new(
+                row.get(0)?,
+                row.get(1)?,
+                row.get(2)?,
+                &row.get::<_, String>(3)?,
+            ))
+        })?
+        .collect::<rusqlite::Result<_>>()?)
 }
 
 fn stored_message(row: &Row) -> rusqlite::Result<StoredMessage> {

@@ -28,7 +28,7 @@ use tokio::sync::Notify;
 use zapfn_whatsapp::webhook::{Notification, StatusUpdate};
 
 use crate::model::*;
-use crate::{Erased, Result, Store, StoredMessage};
+use crate::{Erased, Result, Store, StoredMessage, StoredRawEvent};
 use checkpoint::Checkpointer;
 use journal::Journal;
 use outbox::ConsumerLock;
@@ -490,6 +490,18 @@ impl Store for SqliteStore {
         let (pnid, wa_id) = (phone_number_id.to_owned(), wa_id.to_owned());
         self.writer
             .write(move |conn| contacts::erase_conversation(conn, &pnid, &wa_id))
+            .await
+    }
+
+    async fn raw_events_naming(
+        &self,
+        phone_number_id: &str,
+        wa_id: &str,
+    ) -> Result<Vec<StoredRawEvent>> {
+        self.after_webhooks().await;
+        let (pnid, wa_id) = (phone_number_id.to_owned(), wa_id.to_owned());
+        self.readers
+            .read(move |conn| contacts::raw_events_naming(conn, &pnid, &wa_id))
             .await
     }
 
