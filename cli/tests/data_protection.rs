@@ -414,3 +414,52 @@ async fn a_contacts_calls_are_exported_and_erased_with_it() {
         "Bia's call stays"
     );
 }
+
+#[tokio::test]
+async fn a_caller_who_never_wrote_is_found_on_every_number_by_a_key_for_all() {
+    let system = common::start(&[]).await;
+    customer_calls(&system, PHONE_NUMBER_ID, BIA, "wacid.BIA1").await;
+    customer_calls(&system, OTHER_NUMBER, BIA, "wacid.BIA2").await;
+    customer_calls(&system, OTHER_NUMBER, ANA, "wacid.ANA1").await;
+
+    // The bootstrap key acts for every number: no phone_number_id needed.
+    let export_path = format!("/v1/contacts/{BIA}/export");
+    let (status, export) = call(&system, API_KEY, Method::GET, &export_path).await;
+    assert_eq!(status, 200, "{export}");
+    assert_eq!(export["conversations"], json!([]));
+    let mut numbers = vec![PHONE_NUMBER_ID, OTHER_NUMBER];
+    numbers.sort_unstable();
+    assert_eq!(export["phone_number_ids"], json!(numbers));
+    let call_ids: Vec<&str> = export["raw_events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|event| event["raw"]["value"]["calls"][0]["id"].as_str())
+        .collect();
+    assert_eq!(call_ids, ["wacid.BIA1", "wacid.BIA2"], "{export}");
+
+    let (status, erased) = call(
+        &system,
+        API_KEY,
+        Method::DELETE,
+        &format!("/v1/contacts/{BIA}"),
+    )
+    .await;
+    assert_eq!(status, 200, "{erased}");
+    assert_eq!(erased["deleted"]["raw_events"], 2, "{erased}");
+    assert_eq!(erased["phone_number_ids"], json!(numbers));
+    let (status, _) = call(&system, API_KEY, Method::GET, &export_path).await;
+    assert_eq!(status, 404, "nothing left about Bia");
+    let (_, ana) = call(
+        &system,
+        API_KEY,
+        Method::GET,
+        &format!("/v1/contacts/{ANA}/export"),
+    )
+    .await;
+    assert_eq!(
+        ana["raw_events"].as_array().map(Vec::len),
+        Some(1),
+        "Ana's call stays: {ana}"
+    );
+}

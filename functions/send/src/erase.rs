@@ -91,7 +91,9 @@ pub async fn delete_messages(
 
 /// Erases everything stored about `contact`: on each number, its messages (with
 /// status histories, media objects, transcripts and other annotations), then its
-/// conversation and the queued events and dead letters about it.
+/// conversation, the queued events and dead letters about it and the raw events
+/// naming it. With every number, the numbers are those of its conversations and
+/// of its raw events (a caller who never wrote has only the latter).
 pub async fn erase_contact(context: &Context, contact: &Contact) -> Result<ErasureReport, Problem> {
     let mut report = ErasureReport::default();
     let mut numbers: Vec<String> = contact.numbers.clone().unwrap_or_default();
@@ -102,6 +104,17 @@ pub async fn erase_contact(context: &Context, contact: &Contact) -> Result<Erasu
                 numbers.push(conversation.phone_number_id.clone());
             }
             erase_conversation_messages(context, &conversation.id, &mut report).await?;
+        }
+        if contact.numbers.is_none() {
+            for event in context
+                .store
+                .raw_events_naming(None, &contact.wa_id)
+                .await?
+            {
+                if !numbers.contains(&event.phone_number_id) {
+                    numbers.push(event.phone_number_id);
+                }
+            }
         }
         for pnid in &numbers {
             report.deleted += context

@@ -36,7 +36,7 @@ type Chunk = Result<Bytes, std::io::Error>;
 /// 200 with the streamed export, or 404 when nothing is stored about the contact.
 pub async fn respond(context: Context, contact: Contact) -> Result<Response, Problem> {
     let conversations = contact.conversations(&context).await?;
-    let raw_events = raw_events(&context, &contact, &conversations).await?;
+    let raw_events = raw_events(&context, &contact).await?;
     if conversations.is_empty() && raw_events.is_empty() {
         return Err(not_found(&contact.wa_id));
     }
@@ -65,28 +65,21 @@ pub async fn respond(context: Context, contact: Contact) -> Result<Response, Pro
     Ok(response)
 }
 
-/// The raw events naming the contact on the numbers it covers and those of its
-/// conversations (the numbers erasure goes through).
-async fn raw_events(
-    context: &Context,
-    contact: &Contact,
-    conversations: &[Conversation],
-) -> Result<Vec<StoredRawEvent>, Problem> {
-    let mut numbers: Vec<&str> = contact
-        .numbers
-        .iter()
-        .flatten()
-        .map(String::as_str)
-        .collect();
-    numbers.extend(conversations.iter().map(|c| c.phone_number_id.as_str()));
-    numbers.sort_unstable();
-    numbers.dedup();
+/// The raw events naming the contact on the numbers it covers (with every
+/// number: wherever they were stored, as erasure finds them).
+async fn raw_events(context: &Context, contact: &Contact) -> Result<Vec<StoredRawEvent>, Problem> {
+    let Some(numbers) = &contact.numbers else {
+        return Ok(context
+            .store
+            .raw_events_naming(None, &contact.wa_id)
+            .await?);
+    };
     let mut events = Vec::new();
     for pnid in numbers {
         events.extend(
             context
                 .store
-                .raw_events_naming(pnid, &contact.wa_id)
+                .raw_events_naming(Some(pnid), &contact.wa_id)
                 .await?,
         );
     }

@@ -95,12 +95,12 @@ async fn unkeyed_and_dead(
     Ok((events, dead))
 }
 
-/// The raw events of a number whose JSON names the contact (`"<wa_id>"`),
-/// with their documents.
+/// The raw events of a number (`None`: of every number) whose JSON names the
+/// contact (`"<wa_id>"`), with their documents.
 async fn raw_events_naming(
     db: &FirestoreDb,
     layout: &Layout,
-    phone_number_id: &str,
+    phone_number_id: Option<&str>,
     wa_id: &str,
 ) -> Result<Vec<(DocRef, RawEventDoc)>> {
     let needle = zapfn_store::quoted(wa_id);
@@ -109,14 +109,14 @@ async fn raw_events_naming(
         .select()
         .from(collections::RAW_EVENTS)
         .parent(layout.root())
-        .filter(|q| q.field("phone_number_id").eq(phone_number_id))
+        .filter(|q| phone_number_id.and_then(|pnid| q.field("phone_number_id").eq(pnid)))
         .query()
         .await
         .map_err(store_error)?;
     let mut naming = Vec::new();
     for doc in &docs {
         let event: RawEventDoc = decode(doc)?;
-        if event.raw.contains(&needle) {
+        if event.phone_number_id.is_some() && event.raw.contains(&needle) {
             naming.push((layout.raw_event(doc_id(doc)), event));
         }
     }
@@ -140,7 +140,7 @@ impl FirestoreStore {
     /// See `Store::raw_events_naming`: oldest first (by receipt, then id).
     pub(crate) async fn contact_raw_events(
         &self,
-        phone_number_id: &str,
+        phone_number_id: Option<&str>,
         wa_id: &str,
     ) -> Result<Vec<StoredRawEvent>> {
         let mut naming =
@@ -236,7 +236,7 @@ impl FirestoreStore {
                     || field(payload, "recipient_id") == Some(wa_id))
         })
         .await?;
-        let raw: Vec<DocRef> = raw_events_naming(db, layout, phone_number_id, wa_id)
+        let raw: Vec<DocRef> = raw_events_naming(db, layout, Some(phone_number_id), wa_id)
             .await?
             .into_iter()
             .map(|(doc, _)| doc)

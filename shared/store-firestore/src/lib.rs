@@ -743,7 +743,7 @@ impl Store for FirestoreStore {
 
     async fn raw_events_naming(
         &self,
-        phone_number_id: &str,
+        phone_number_id: Option<&str>,
         wa_id: &str,
     ) -> Result<Vec<StoredRawEvent>> {
         self.contact_raw_events(phone_number_id, wa_id).await

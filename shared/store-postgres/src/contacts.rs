@@ -86,16 +86,18 @@ pub(crate) async fn erase_conversation(
     })
 }
 
-/// The raw events of a number whose JSON names the contact, oldest first.
+/// The raw events of a number (`None`: of every number) whose JSON names the
+/// contact, oldest first.
 pub(crate) async fn raw_events_naming(
     db: &impl GenericClient,
-    phone_number_id: &str,
+    phone_number_id: Option<&str>,
     wa_id: &str,
 ) -> DbResult<Vec<StoredRawEvent>> {
     Ok(query(
         db,
         "SELECT phone_number_id, kind, received_at, raw FROM raw_events
-         WHERE phone_number_id = $1 AND strpos(raw, $2) > 0 ORDER BY id",
+         WHERE phone_number_id = coalesce($1, phone_number_id) AND strpos(raw, $2) > 0
+         ORDER BY id",
         &[&phone_number_id, &zapfn_store::quoted(wa_id)],
     )
     .await?

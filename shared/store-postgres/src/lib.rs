@@ -360,12 +360,12 @@ impl Store for PostgresStore {
 
     async fn raw_events_naming(
         &self,
-        phone_number_id: &str,
+        phone_number_id: Option<&str>,
         wa_id: &str,
     ) -> Result<Vec<StoredRawEvent>> {
-        let (pnid, wa_id) = (storable_text(phone_number_id), storable_text(wa_id));
+        let (pnid, wa_id) = (phone_number_id.map(storable_text), storable_text(wa_id));
         let client = self.pool.get().await.map_err(Failure::from)?;
-        Ok(contacts::raw_events_naming(&client, &pnid, &wa_id).await?)
+        Ok(contacts::raw_events_naming(&client, pnid.as_deref(), &wa_id).await?)
     }
 
     async fn messages_before(&self, before: i64, limit: usize) -> Result<Vec<StoredMessage>> {

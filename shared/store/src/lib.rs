@@ -247,12 +247,14 @@ pub trait Store: Send + Sync + 'static {
     /// call, a value kept for its user id or username), whole.
     async fn erase_conversation(&self, phone_number_id: &str, wa_id: &str) -> Result<Erased>;
 
-    /// The raw events of `phone_number_id` whose JSON names the contact
-    /// (`"<wa_id>"`), oldest first (to the second): what
-    /// [`Store::erase_conversation`] deletes with the contact, for its export.
+    /// The raw events of `phone_number_id` (`None`: of every number) whose
+    /// JSON names the contact (`"<wa_id>"`), oldest first (to the second): what
+    /// [`Store::erase_conversation`] deletes with the contact on each number,
+    /// for its export and to find the numbers an erasure goes through. Events
+    /// stored without a number (unreadable items) are left to retention.
     async fn raw_events_naming(
         &self,
-        phone_number_id: &str,
+        phone_number_id: Option<&str>,
         wa_id: &str,
     ) -> Result<Vec<StoredRawEvent>>;
 

@@ -266,11 +266,16 @@ pub async fn retention_lists_old_messages_and_purges_what_they_leave_behind(back
 
 /// A `calls` webhook of call `id` from `from` to PNID: a raw event naming the caller.
 fn call(id: &str, from: &str) -> serde_json::Value {
+    call_on(PNID, id, from)
+}
+
+/// A call webhook of the business number `pnid`.
+fn call_on(pnid: &str, id: &str, from: &str) -> serde_json::Value {
     json!({
         "object": "whatsapp_business_account",
         "entry": [{"id": "1", "changes": [{"field": "calls", "value": {
             "messaging_product": "whatsapp",
-            "metadata": {"phone_number_id": PNID},
+            "metadata": {"phone_number_id": pnid},
             "contacts": [{"wa_id": from, "profile": {"name": "Cliente"}}],
             "calls": [{"id": id, "from": from, "event": "connect"}],
         }}]}],
@@ -280,14 +285,14 @@ fn call(id: &str, from: &str) -> serde_json::Value {
 pub async fn a_contacts_raw_events_are_listed_for_export(backend: Backend) {
     let store = backend.store().await;
     assert!(store
-        .raw_events_naming(PNID, MARIA)
+        .raw_events_naming(Some(PNID), MARIA)
         .await
         .unwrap()
         .is_empty());
     for (id, from) in [("wacid.1", MARIA), ("wacid.2", JOAO), ("wacid.3", MARIA)] {
         store.ingest(parse_json(&call(id, from))).await.unwrap();
     }
-    let marias = store.raw_events_naming(PNID, MARIA).await.unwrap();
+    let marias = store.raw_events_naming(Some(PNID), MARIA).await.unwrap();
     assert_eq!(marias.len(), 2, "{marias:?}");
     for event in &marias {
         assert_eq!(
@@ -309,23 +314,59 @@ pub async fn a_contacts_raw_events_are_listed_for_export(backend: Backend) {
         .filter_map(|e| e.raw["value"]["calls"][0]["id"].as_str())
         .collect();
     assert_eq!(call_ids, BTreeSet::from(["wacid.1", "wacid.3"]));
-    assert_eq!(store.raw_events_naming(PNID, JOAO).await.unwrap().len(), 1);
+    assert_eq!(
+        store
+            .raw_events_naming(Some(PNID), JOAO)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     assert!(
         store
-            .raw_events_naming(PNID_2, MARIA)
+            .raw_events_naming(Some(PNID_2), MARIA)
             .await
             .unwrap()
             .is_empty(),
         "only the number's own raw events"
     );
+    store
+        .ingest(parse_json(&call_on(PNID_2, "wacid.4", MARIA)))
+        .await
+        .unwrap();
+    let on_every_number = store.raw_events_naming(None, MARIA).await.unwrap();
+    let numbers_and_ids: BTreeSet<(&str, &str)> = on_every_number
+        .iter()
+        .map(|e| {
+            (
+                e.phone_number_id.as_str(),
+                e.raw["value"]["calls"][0]["id"]
+                    .as_str()
+                    .unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        numbers_and_ids,
+        BTreeSet::from([(PNID, "wacid.1"), (PNID, "wacid.3"), (PNID_2, "wacid.4")]),
+        "None lists the contact's raw events of every number"
+    );
     store.erase_conversation(PNID, MARIA).await.unwrap();
     assert!(
         store
-            .raw_events_naming(PNID, MARIA)
+            .raw_events_naming(Some(PNID), MARIA)
             .await
             .unwrap()
             .is_empty(),
         "erased"
+    );
+    let left = store.raw_events_naming(None, MARIA).await.unwrap();
+    assert_eq!(
+        left.iter()
+            .map(|e| e.phone_number_id.as_str())
+            .collect::<Vec<_>>(),
+        vec![PNID_2],
+        "erasing on one number leaves the other's"
     );
 }
 

@@ -94,16 +94,18 @@ pub(crate) fn erase_conversation(
     })
 }
 
-/// The raw events of a number whose JSON names the contact, oldest first.
+/// The raw events of a number (`None`: of every number) whose JSON names the
+/// contact, oldest first.
 pub(crate) fn raw_events_naming(
     conn: &Connection,
-    phone_number_id: &str,
+    phone_number_id: Option<&str>,
     wa_id: &str,
 ) -> Result<Vec<StoredRawEvent>> {
     Ok(conn
         .prepare_cached(
             "SELECT phone_number_id, kind, received_at, raw FROM raw_events
-             WHERE phone_number_id = ?1 AND instr(raw, ?2) > 0 ORDER BY id",
+             WHERE phone_number_id = coalesce(?1, phone_number_id) AND instr(raw, ?2) > 0
+             ORDER BY id",
         )?
         .query_map(params![phone_number_id, crate::quoted(wa_id)], |row| {
             Ok(StoredRawEvent::new(

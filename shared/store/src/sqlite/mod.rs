@@ -495,13 +495,13 @@ impl Store for SqliteStore {
 
     async fn raw_events_naming(
         &self,
-        phone_number_id: &str,
+        phone_number_id: Option<&str>,
         wa_id: &str,
     ) -> Result<Vec<StoredRawEvent>> {
         self.after_webhooks().await;
-        let (pnid, wa_id) = (phone_number_id.to_owned(), wa_id.to_owned());
+        let (pnid, wa_id) = (phone_number_id.map(str::to_owned), wa_id.to_owned());
         self.readers
-            .read(move |conn| contacts::raw_events_naming(conn, &pnid, &wa_id))
+            .read(move |conn| contacts::raw_events_naming(conn, pnid.as_deref(), &wa_id))
             .await
     }
 
