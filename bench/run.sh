@@ -5,7 +5,8 @@
 #
 #   1. hello-world:       wrk GET /                       (the baseline); then the
 #                         webhook step's signed POSTs, each body read and answered
-#                         200 (the same client work as step 2, no webhook handling)
+#                         200 (the same client work as step 2, no webhook handling);
+#                         then step 3's open loop (the machine's own latency floor)
 #   2. webhook ingest:    wrk POST /webhook, distinct signed payloads; then
 #                         rows in `messages` checked against the 200s
 #   3. webhook latency:   open-loop 5,000 req/s (zapfn-bench rate), p50..max
@@ -163,6 +164,10 @@ PIDS+=("$HELLO_PID")
 run_wrk "$TMP/hello.txt" -s bench/lua/hello.lua "http://127.0.0.1:$HELLO_PORT/"
 log "1/6 hello-world, the webhook step's signed POSTs: ${WRK[*]} (body read, 200)"
 run_wrk "$TMP/hello_post.txt" -s bench/lua/replay.lua "http://127.0.0.1:$HELLO_PORT/" -- "$TMP/webhooks"
+log "1/6 hello-world latency: open loop, $RATE req/s for ${DURATION}s over $CONNECTIONS connections (step 3's requests)"
+HR=$TMP/hello_rate.txt
+timeout -k 5 $((DURATION + 60)) "$BENCH" rate --url "http://127.0.0.1:$HELLO_PORT/webhook" --rps "$RATE" \
+    --duration "$DURATION" --connections "$CONNECTIONS" --payloads "$TMP/rate.0" >"$HR"
 stop "$HELLO_PID"
 H=$TMP/hello.txt
 HELLO_OK=$(($(val requests "$H") - $(val errors_status "$H")))
@@ -170,6 +175,7 @@ HELLO_RPS=$(calc "$HELLO_OK / ($(val duration_us "$H") / 1e6)")
 HP=$TMP/hello_post.txt
 HELLO_POST_RPS=$(calc "$(val ok "$HP") / ($(val duration_us "$HP") / 1e6)")
 [[ $(val other "$HP") -eq 0 ]] || die "the hello-world answered $(val other "$HP") webhook POSTs with other than 2xx"
+[[ $(val errors "$HR") -eq 0 ]] || die "the hello-world's open loop had $(val errors "$HR") errors"
 
 # ---- 2. webhook ingest ---------------------------------------------------------------
 log "2/6 webhook ingest: ${WRK[*]}, distinct signed payloads"
@@ -268,6 +274,7 @@ RESULTS=$OUT/results.md
     echo "|---|---|---|---|---|"
     echo "| Bare axum hello-world, \`GET /\` | $(num "$HELLO_RPS") req/s; p50 $(ms "$(val p50_us "$H")") ms, p99 $(ms "$(val p99_us "$H")") ms | baseline | 1.00× | |"
     echo "| Bare axum hello-world, the webhook step's signed POSTs (body read, 200) | $(num "$HELLO_POST_RPS") req/s; p50 $(ms "$(val p50_us "$HP")") ms, p99 $(ms "$(val p99_us "$HP")") ms | — | $(calc "$HELLO_POST_RPS / $HELLO_RPS" 2)× | |"
+    echo "| Bare axum hello-world, open loop at $(num "$RATE") req/s, step 3's requests (body read, 200) | p50 $(val p50_ms "$HR") ms, p90 $(val p90_ms "$HR") ms, p99 $(val p99_ms "$HR") ms, max $(val max_ms "$HR") ms | — | | |"
     echo "| Webhook ingest, distinct signed payloads, 200 = stored (journaled) | $(num "$W_RPS") webhooks/s; p50 $(ms "$(val p50_us "$W")") ms, p99 $(ms "$(val p99_us "$W")") ms | ≥ 40,000/s | ${W_RATIO}× (target ≈ 0.5×); $(calc "$W_RPS / $HELLO_POST_RPS" 2)× of the same POSTs to hello-world | $(verdict "$W_RPS >= 40000") |"
     echo "| … of which stored in SQLite by the indexer | $(num "$W_ROWS") rows in $(calc "$(val duration_us "$W") / 1e6" 1) s of load + $(calc "$W_DRAIN_MS / 1000" 1) s after it: $(num "$W_STORED_RPS") webhooks/s sustained | — | $(calc "$W_STORED_RPS / $HELLO_RPS" 2)× | |"
     echo "| Webhook rows in \`messages\` vs 200s | $(num "$W_ROWS") rows, $(num "$W_OK") × 200, $W_OTHER other, $W_UNANSWERED unanswered at wrk stop, $W_REPEATS repeats | rows = 200s (+ ≤ unanswered) | | $W_CONSISTENT |"
