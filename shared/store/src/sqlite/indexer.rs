@@ -30,6 +30,10 @@ use crate::{Result, StoreError};
 const BATCH_RECORDS: usize = 8192;
 /// About the most body bytes stored in one transaction.
 const BATCH_BYTES: usize = 16 * 1024 * 1024;
+/// How long the indexer lets a few records wait for more (see [`Indexer::run`]).
+const LINGER: Duration = Duration::from_millis(5);
+/// Records of this many bytes or more are stored without lingering.
+const LINGER_BYTES: u64 = 256 * 1024;
 /// How long an idle indexer sleeps before looking for a stop.
 const IDLE_WAIT: Duration = Duration::from_millis(500);
 /// First and longest pause after a failed batch.
@@ -90,6 +94,7 @@ impl Indexer {
     fn run(mut self) {
         let mut reader = Reader::new(self.journal.dir(), self.committed);
         let mut pause = RETRY_FIRST;
+        let mut lingered = false;
         while !self.journal.is_stopped() {
             let end = self.journal.end();
             if reader.position() >= end {
@@ -102,6 +107,15 @@ impl Indexer {
                 }
                 continue;
             }
+            // Every commit writes each page it touched to the WAL whole, so a
+            // commit per record or two (webhooks arriving one by one) costs
+            // several times the storing; a moment's wait shares it among more.
+            if !lingered && pending(reader.position(), end) < LINGER_BYTES {
+                lingered = true;
+                std::thread::sleep(LINGER);
+                continue;
+            }
+            lingered = false;
             match self.index_next(&mut reader, end) {
                 Ok(()) => pause = RETRY_FIRST,
                 Err(error) => {
@@ -165,6 +179,15 @@ impl Indexer {
         self.committed = next;
         self.journal.set_indexed(next);
         Ok(())
+    }
+}
+
+/// Bytes written between `from` and `end` (a newer segment counts as many).
+fn pending(from: Position, end: Position) -> u64 {
+    if end.segment > from.segment {
+        u64::MAX
+    } else {
+        end.offset.saturating_sub(from.offset)
     }
 }
 
