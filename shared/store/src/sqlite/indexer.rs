@@ -110,7 +110,7 @@ impl Indexer {
             // Every commit writes each page it touched to the WAL whole, so a
             // commit per record or two (webhooks arriving one by one) costs
             // several times the storing; a moment's wait shares it among more.
-            if !lingered && pending(reader.position(), end) < LINGER_BYTES {
+            if !lingered && self.journal.backlog() < LINGER_BYTES {
                 lingered = true;
                 std::thread::sleep(LINGER);
                 continue;
@@ -179,15 +179,6 @@ impl Indexer {
         self.committed = next;
         self.journal.set_indexed(next);
         Ok(())
-    }
-}
-
-/// Bytes written between `from` and `end` (a newer segment counts as many).
-fn pending(from: Position, end: Position) -> u64 {
-    if end.segment > from.segment {
-        u64::MAX
-    } else {
-        end.offset.saturating_sub(from.offset)
     }
 }
 

@@ -248,7 +248,8 @@ impl Shared {
         &self.dir
     }
 
-    fn backlog(&self) -> u64 {
+    /// Bytes written but not yet indexed (about: whole segments count full).
+    pub(crate) fn backlog(&self) -> u64 {
         let (end, indexed) = (self.end(), *self.indexed.borrow());
         let segments = end.segment.saturating_sub(indexed.segment.max(1));
         (segments * SEGMENT_BYTES + end.offset).saturating_sub(indexed.offset)
