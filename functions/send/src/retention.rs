@@ -7,7 +7,7 @@
 //! answers with counts. It takes an admin API key for every number, or, when
 //! `ZAPFN_PUSH_AUDIENCE` is set, the Google OIDC token Cloud Scheduler sends
 //! (checked like the push routes'). In embedded mode (a SQLite store) the
-//! service also runs it itself, at start and then hourly.
+//! service also runs it itself, a minute after start and then hourly.
 //!
 //! Work goes in bounded batches (each one short store transaction, media
 //! objects deleted before their rows), and one run stops after [`RUN_BUDGET`]
@@ -36,6 +36,10 @@ use crate::erase::{self, Counts, Doomed, BATCH};
 pub const RUN_BUDGET: Duration = Duration::from_secs(120);
 /// How often the embedded service runs retention itself.
 pub const EMBEDDED_INTERVAL: Duration = Duration::from_secs(3600);
+/// How long after start the embedded service first runs it: a start is busy
+/// enough (the journal's backlog, redelivered events), and a crash loop should
+/// not delete on every start.
+pub const EMBEDDED_FIRST_RUN: Duration = Duration::from_secs(60);
 /// The route Cloud Scheduler calls.
 pub const ROUTE: &str = "/_jobs/retention";
 
@@ -216,8 +220,9 @@ fn unauthorized(detail: &str) -> Response {
     response
 }
 
-/// In embedded mode (a SQLite store) with retention on, runs it now and then
-/// every [`EMBEDDED_INTERVAL`] in the background, until the store is dropped.
+/// In embedded mode (a SQLite store) with retention on, runs it after
+/// [`EMBEDDED_FIRST_RUN`] and then every [`EMBEDDED_INTERVAL`] in the
+/// background, until the store is dropped.
 pub fn start_embedded(context: &Context) {
     if context.config.retention_days.is_none()
         || context.config.backends.store != StoreBackend::Sqlite
@@ -255,7 +260,10 @@ async fn embedded_loop(handles: Handles) {
         graph,
         published,
     } = handles;
+    let mut pause = EMBEDDED_FIRST_RUN;
     loop {
+        tokio::time::sleep(pause).await;
+        pause = EMBEDDED_INTERVAL;
         let (Some(store), Some(blobs)) = (store.upgrade(), blobs.upgrade()) else {
             return;
         };
@@ -278,6 +286,5 @@ async fn embedded_loop(handles: Handles) {
             }
         }
         drop(context);
-        tokio::time::sleep(EMBEDDED_INTERVAL).await;
     }
 }
