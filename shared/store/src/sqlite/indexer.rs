@@ -94,7 +94,6 @@ impl Indexer {
     fn run(mut self) {
         let mut reader = Reader::new(self.journal.dir(), self.committed);
         let mut pause = RETRY_FIRST;
-        let mut lingered = false;
         while !self.journal.is_stopped() {
             let end = self.journal.end();
             if reader.position() >= end {
@@ -110,12 +109,12 @@ impl Indexer {
             // Every commit writes each page it touched to the WAL whole, so a
             // commit per record or two (webhooks arriving one by one) costs
             // several times the storing; a moment's wait shares it among more.
-            if !lingered && self.journal.backlog() < LINGER_BYTES {
-                lingered = true;
+            let end = if self.journal.backlog() < LINGER_BYTES {
                 std::thread::sleep(LINGER);
-                continue;
-            }
-            lingered = false;
+                self.journal.end()
+            } else {
+                end
+            };
             match self.index_next(&mut reader, end) {
                 Ok(()) => pause = RETRY_FIRST,
                 Err(error) => {
